@@ -1,0 +1,115 @@
+"""Settings: environment variables ``PAPERRADAR_*`` and one optional TOML file; one place for defaults.
+
+The TOML file is ``$PAPERRADAR_CONFIG`` or ``<user config dir>/paperradar/config.toml``; keys are
+the field names below (``database_url = "sqlite:///..."``). Environment variables win over it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+__all__ = ["Settings", "config_file", "default_data_dir", "load_settings"]
+
+
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("paperradar", appauthor=False))
+
+
+def config_file() -> Path:
+    env = os.environ.get("PAPERRADAR_CONFIG")
+    if env:
+        return Path(env)
+    return Path(platformdirs.user_config_dir("paperradar", appauthor=False)) / "config.toml"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PAPERRADAR_", extra="ignore")
+
+    # Storage
+    data_dir: Path = Field(default_factory=default_data_dir)
+    database_url: str = ""  # default: sqlite file in data_dir (see effective_database_url)
+
+    # Sources (base URLs are config so tests point them at a local server)
+    arxiv_api_url: str = "https://export.arxiv.org/api/query"
+    oai_url: str = "https://oaipmh.arxiv.org/oai"
+    rss_url: str = "https://rss.arxiv.org/rss"
+    hf_url: str = "https://huggingface.co/api/daily_papers"
+    semantic_scholar_url: str = "https://api.semanticscholar.org/graph/v1"
+    openalex_url: str = "https://api.openalex.org"
+    contact_email: str = "paperradar@localhost"
+    request_delay_s: float = 3.0  # per host; arXiv asks for one request every 3 s
+    request_timeout_s: float = 30.0
+    max_retries: int = 5
+
+    # Search and embeddings
+    embed_model: str = "default"
+    embed_batch_size: int = 32
+    search_mode: str = "hybrid"
+
+    # Web
+    host: str = "127.0.0.1"
+    port: int = 8000
+    base_url: str = "http://127.0.0.1:8000"
+    cors_origins: list[str] = Field(default_factory=list)
+    rate_limit_per_minute: int = 600
+
+    # Mail
+    smtp_url: str = "smtp://127.0.0.1:25"
+    mail_from: str = "paperradar <paperradar@localhost>"
+    secret_key: str = ""  # generated and stored in data_dir on first use when unset
+
+    # Worker schedules (cron expressions, UTC)
+    schedule_rss: str = "30 0 * * 1-5"
+    schedule_hf: str = "0 */6 * * *"
+    schedule_digest: str = "*/15 * * * *"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=config_file())
+        return (init_settings, env_settings, toml)
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'paperradar.db'}"
+
+    @property
+    def user_agent(self) -> str:
+        from paperradar import __version__
+
+        return f"paperradar/{__version__} (+https://github.com/paperradar; mailto:{self.contact_email})"
+
+    def redacted(self) -> dict[str, Any]:
+        """The effective settings with secrets masked, for ``paperradar config``."""
+        out = self.model_dump(mode="json")
+        out["database_url"] = self.effective_database_url
+        if out.get("secret_key"):
+            out["secret_key"] = "***"
+        smtp = out.get("smtp_url", "")
+        if "@" in smtp:
+            scheme, _, rest = smtp.partition("://")
+            out["smtp_url"] = f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+        return out
+
+
+def load_settings(**overrides: Any) -> Settings:
+    return Settings(**overrides)

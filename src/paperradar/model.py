@@ -1,0 +1,248 @@
+"""Plain data: papers, authors, ids, and the problems parsers report.
+
+A paper's key is its *canonical id*: the arXiv id without version (``2403.01234``,
+``hep-th/9901001``), else the DOI lower-cased (``doi:10.1000/xyz``), else a stable hash of the
+normalized title (``title:3f2a…``). Every source maps to this key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from paperradar.errors import InvalidId
+
+__all__ = [
+    "Author",
+    "IdKind",
+    "Paper",
+    "ParseProblem",
+    "PaperId",
+    "Version",
+    "canonical_id",
+    "normalize_text",
+    "parse_paper_id",
+    "title_key",
+]
+
+IdKind = Literal["arxiv", "doi", "title"]
+
+# New-style arXiv ids: YYMM.NNNN (2007-2014) or YYMM.NNNNN (2015-), optional vN.
+_NEW_ID = re.compile(r"(?P<id>\d{4}\.\d{4,5})(?:v(?P<v>\d+))?")
+# Old-style: archive[.SUBJ]/YYMMNNN, optional vN. Archives are lower-case letters and dashes.
+_OLD_ID = re.compile(r"(?P<arch>[a-zA-Z][a-zA-Z\-]*)(?:\.(?P<subj>[A-Za-z]{2}))?/(?P<num>\d{7})(?:v(?P<v>\d+))?")
+_ARXIV_URL = re.compile(
+    r"^(?:https?://)?(?:www\.|export\.)?arxiv\.org/(?:abs|pdf|html|format|ps)/(?P<rest>.+?)"
+    r"(?:\.pdf)?/?(?:[?#].*)?$",
+    re.IGNORECASE,
+)
+_DOI = re.compile(r"^10\.\d{4,9}/\S+$")
+_DOI_URL = re.compile(r"^(?:https?://)?(?:dx\.)?doi\.org/(?P<doi>.+)$", re.IGNORECASE)
+_ARXIV_DOI = re.compile(r"^10\.48550/arxiv\.(?P<id>.+)$", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class PaperId:
+    """A recognised identifier: its kind, the canonical key and, for arXiv, the version."""
+
+    kind: IdKind
+    key: str
+    version: int | None = None
+
+    @property
+    def arxiv_id(self) -> str | None:
+        return self.key if self.kind == "arxiv" else None
+
+    @property
+    def doi(self) -> str | None:
+        return self.key.removeprefix("doi:") if self.kind == "doi" else None
+
+
+def _match_arxiv(text: str) -> PaperId | None:
+    m = _NEW_ID.fullmatch(text)
+    if m:
+        yymm = int(m["id"][2:4])
+        if not 1 <= yymm <= 12:
+            return None
+        digits = len(m["id"].split(".")[1])
+        year = int(m["id"][:2])
+        # 5-digit sequence numbers started in 2015 (1501.00001); 4-digit ones ended in 2014.
+        if (digits == 5) != (year >= 15):
+            return None
+        return PaperId("arxiv", m["id"], int(m["v"]) if m["v"] else None)
+    m = _OLD_ID.fullmatch(text)
+    if m:
+        month = int(m["num"][2:4])
+        if not 1 <= month <= 12:
+            return None
+        return PaperId("arxiv", f"{m['arch'].lower()}/{m['num']}", int(m["v"]) if m["v"] else None)
+    return None
+
+
+def parse_paper_id(text: str) -> PaperId:
+    """Recognise an arXiv id (new or old style, any URL or prefix form) or a DOI.
+
+    Raises :class:`InvalidId` when ``text`` is neither.
+    """
+    s = unicodedata.normalize("NFKC", text).strip()
+    if not s:
+        raise InvalidId("empty id")
+    url = _ARXIV_URL.match(s)
+    if url:
+        s = url["rest"]
+    lowered = s.lower()
+    for prefix in ("arxiv:", "arxiv/", "arxiv.org:"):
+        if lowered.startswith(prefix):
+            s = s[len(prefix) :].strip()
+            lowered = s.lower()
+            break
+    found = _match_arxiv(s)
+    if found:
+        return found
+    doi_url = _DOI_URL.match(s)
+    if doi_url:
+        s = doi_url["doi"]
+    elif lowered.startswith("doi:"):
+        s = s[4:].strip()
+    s = s.rstrip(".,;")
+    arxiv_doi = _ARXIV_DOI.match(s)
+    if arxiv_doi:
+        found = _match_arxiv(arxiv_doi["id"])
+        if found:
+            return found
+    if _DOI.match(s):
+        return PaperId("doi", "doi:" + s.lower())
+    raise InvalidId(f"not an arXiv id or DOI: {text!r}")
+
+
+def normalize_text(text: str) -> str:
+    """Unicode NFC with runs of whitespace collapsed to one space."""
+    return " ".join(unicodedata.normalize("NFC", text).split())
+
+
+def title_key(title: str) -> str:
+    """The last-resort key: a hash of the title folded to lower-case ASCII letters and digits."""
+    folded = unicodedata.normalize("NFKD", title.casefold())
+    letters = "".join(ch for ch in folded if ch.isalnum() and not unicodedata.combining(ch))
+    if not letters:
+        raise InvalidId(f"title has no letters or digits to key on: {title!r}")
+    return "title:" + hashlib.sha1(letters.encode()).hexdigest()[:16]
+
+
+def canonical_id(*, ids: list[str] | tuple[str, ...] = (), title: str = "") -> PaperId:
+    """The key of a paper from whatever ids a source gave, preferring arXiv, then DOI, then title."""
+    parsed: list[PaperId] = []
+    for raw in ids:
+        if not raw:
+            continue
+        try:
+            parsed.append(parse_paper_id(raw))
+        except InvalidId:
+            continue
+    for kind in ("arxiv", "doi"):
+        for p in parsed:
+            if p.kind == kind:
+                return p
+    return PaperId("title", title_key(title))
+
+
+@dataclass(slots=True)
+class Author:
+    name: str
+    affiliations: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Version:
+    version: int
+    date: datetime | None = None
+    size: str | None = None
+
+
+@dataclass(slots=True)
+class Paper:
+    """One paper as paperradar knows it. Sources fill what they know; ingest merges the rest.
+
+    ``counts`` holds upvotes/comments/stars/citations; ``links`` holds abs/pdf/code/project;
+    ``extra`` keeps source-specific fields that add something (journal_ref, comment, ai_summary,
+    ai_keywords, submitter, announce_type …).
+    """
+
+    id: str
+    title: str
+    abstract: str = ""
+    authors: list[Author] = field(default_factory=list)
+    arxiv_id: str | None = None
+    version: int | None = None
+    doi: str | None = None
+    categories: list[str] = field(default_factory=list)
+    primary_category: str | None = None
+    published: datetime | None = None
+    updated: datetime | None = None
+    links: dict[str, str] = field(default_factory=dict)
+    upvotes: int | None = None
+    comments: int | None = None
+    stars: int | None = None
+    citations: int | None = None
+    sources: list[str] = field(default_factory=list)
+    versions: list[Version] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+    first_seen: datetime | None = None
+
+    @classmethod
+    def from_ids(
+        cls, *, ids: list[str] | tuple[str, ...] = (), title: str, source: str, **fields: Any
+    ) -> Paper:
+        """Build a paper whose key is derived from ``ids`` (else the title), tagged with ``source``."""
+        pid = canonical_id(ids=ids, title=title)
+        doi = fields.pop("doi", None)
+        if doi is None:
+            for raw in ids:
+                try:
+                    p = parse_paper_id(raw)
+                except InvalidId:
+                    continue
+                if p.kind == "doi":
+                    doi = p.doi
+                    break
+        return cls(
+            id=pid.key,
+            title=normalize_text(title),
+            arxiv_id=pid.arxiv_id,
+            version=fields.pop("version", None) or pid.version,
+            doi=doi,
+            sources=[source],
+            **fields,
+        )
+
+    @property
+    def author_names(self) -> list[str]:
+        return [a.name for a in self.authors]
+
+    @property
+    def abs_url(self) -> str | None:
+        if "abs" in self.links:
+            return self.links["abs"]
+        return f"https://arxiv.org/abs/{self.arxiv_id}" if self.arxiv_id else None
+
+    @property
+    def pdf_url(self) -> str | None:
+        if "pdf" in self.links:
+            return self.links["pdf"]
+        return f"https://arxiv.org/pdf/{self.arxiv_id}" if self.arxiv_id else None
+
+
+@dataclass(frozen=True, slots=True)
+class ParseProblem:
+    """Something a parser could not turn into a paper: where it was and what was wrong."""
+
+    source: str
+    location: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.location}: {self.message}"
