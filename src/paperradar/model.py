@@ -11,7 +11,7 @@ import hashlib
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from paperradar.errors import InvalidId
@@ -25,6 +25,8 @@ __all__ = [
     "Version",
     "canonical_id",
     "normalize_text",
+    "paper_from_dict",
+    "paper_to_dict",
     "parse_paper_id",
     "title_key",
 ]
@@ -246,3 +248,112 @@ class ParseProblem:
 
     def __str__(self) -> str:
         return f"{self.source}: {self.location}: {self.message}"
+
+
+def _iso(dt: datetime | None) -> str | None:
+    return dt.isoformat() if dt is not None else None
+
+
+def paper_to_dict(p: Paper) -> dict[str, Any]:
+    """The JSON shape of a paper: our JSONL export format and the API's paper object."""
+    return {
+        "id": p.id,
+        "arxiv_id": p.arxiv_id,
+        "version": p.version,
+        "doi": p.doi,
+        "title": p.title,
+        "abstract": p.abstract,
+        "authors": [{"name": a.name, "affiliations": a.affiliations} for a in p.authors],
+        "categories": p.categories,
+        "primary_category": p.primary_category,
+        "published": _iso(p.published),
+        "updated": _iso(p.updated),
+        "links": p.links,
+        "upvotes": p.upvotes,
+        "comments": p.comments,
+        "stars": p.stars,
+        "citations": p.citations,
+        "sources": p.sources,
+        "versions": [
+            {"version": v.version, "date": _iso(v.date), "size": v.size} for v in p.versions
+        ],
+        "extra": p.extra,
+        "first_seen": _iso(p.first_seen),
+    }
+
+
+def _date(value: Any, field_name: str) -> datetime | None:
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"{field_name} must be an ISO date string, not {type(value).__name__}")
+    dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+def _count(value: Any, field_name: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{field_name} must be a non-negative integer")
+    return value
+
+
+def _strs(value: Any, field_name: str) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"{field_name} must be a list of strings")
+    return list(value)
+
+
+def paper_from_dict(d: dict[str, Any], *, source: str = "jsonl") -> Paper:
+    """Inverse of :func:`paper_to_dict`; tolerant of missing fields. Raises ValueError/InvalidId
+    with the field named when a value is unusable."""
+    if not isinstance(d, dict):
+        raise ValueError("a paper must be a JSON object")
+    title = d.get("title")
+    if not isinstance(title, str) or not title.strip():
+        raise ValueError("missing or empty 'title'")
+    abstract = d.get("abstract") or ""
+    if not isinstance(abstract, str):
+        raise ValueError("'abstract' must be a string")
+    authors: list[Author] = []
+    for a in d.get("authors") or []:
+        if isinstance(a, str):
+            authors.append(Author(normalize_text(a)))
+        elif isinstance(a, dict) and isinstance(a.get("name"), str):
+            authors.append(Author(normalize_text(a["name"]), _strs(a.get("affiliations"), "affiliations")))
+        else:
+            raise ValueError("each author must be a name or {'name': ...}")
+    ids = [str(x) for x in (d.get("arxiv_id"), d.get("doi"), d.get("id")) if x]
+    sources = _strs(d.get("sources"), "sources") or [source]
+    links = d.get("links") or {}
+    extra = d.get("extra") or {}
+    if not isinstance(links, dict) or not isinstance(extra, dict):
+        raise ValueError("'links' and 'extra' must be objects")
+    versions = [
+        Version(int(v["version"]), _date(v.get("date"), "versions.date"), v.get("size"))
+        for v in d.get("versions") or []
+    ]
+    p = Paper.from_ids(
+        ids=ids,
+        title=title,
+        source=sources[0],
+        abstract=normalize_text(abstract),
+        authors=authors,
+        categories=_strs(d.get("categories"), "categories"),
+        primary_category=d.get("primary_category"),
+        published=_date(d.get("published"), "published"),
+        updated=_date(d.get("updated"), "updated"),
+        links={str(k): str(v) for k, v in links.items()},
+        upvotes=_count(d.get("upvotes"), "upvotes"),
+        comments=_count(d.get("comments"), "comments"),
+        stars=_count(d.get("stars"), "stars"),
+        citations=_count(d.get("citations"), "citations"),
+        versions=versions,
+        extra=extra,
+        version=d.get("version"),
+    )
+    p.sources = sources
+    return p

@@ -1,0 +1,330 @@
+"""The ``paperradar`` command. Each command is a few lines calling the Engine.
+
+Exit codes: 0 success, 1 some input was rejected (everything good was kept), 2 error.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from paperradar.config import load_settings
+from paperradar.engine import Engine, make_engine
+from paperradar.errors import PaperradarError
+from paperradar.export import FORMATS
+from paperradar.ingest import IngestReport
+from paperradar.model import paper_to_dict
+from paperradar.search.service import MODES, SearchResult
+from paperradar.sources import Batch
+
+app = typer.Typer(
+    name="paperradar",
+    help="Self-hosted research-paper discovery: ingest, search, trending, daily digests.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+ingest_app = typer.Typer(help="Ingest papers from a source.", no_args_is_help=True)
+bench_app = typer.Typer(help="Measure quality and speed.", no_args_is_help=True)
+app.add_typer(ingest_app, name="ingest")
+app.add_typer(bench_app, name="bench")
+
+out = Console(highlight=False, soft_wrap=True, markup=False)
+err = Console(stderr=True, highlight=False, markup=False)
+
+
+class State:
+    db: str | None = None
+
+
+state = State()
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+@app.callback()
+def _root(
+    db: Annotated[
+        str | None,
+        typer.Option("--db", help="Database URL or SQLite path (default: PAPERRADAR_DATABASE_URL).", metavar="URL"),
+    ] = None,
+) -> None:
+    state.db = db
+
+
+def engine() -> Engine:
+    return make_engine(state.db)
+
+
+def _print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False, indent=2, default=str) + "\n")
+
+
+@contextmanager
+def _progress(label: str) -> Iterator[Any]:
+    """A live counter of ingested records on a terminal; silent otherwise."""
+    if not err.is_terminal:
+        yield None
+        return
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:,} records"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(label, total=None)
+
+        def on_batch(batch: Batch, part: IngestReport) -> None:
+            bar.advance(task, part.read)
+
+        yield on_batch
+
+
+def _report(report: IngestReport, as_json: bool) -> None:
+    if as_json:
+        _print_json(report.as_dict())
+    else:
+        out.print(
+            f"read {report.read:,}  new {report.new:,}  updated {report.updated:,}  "
+            f"unchanged {report.unchanged:,}  rejected {report.rejected:,}"
+        )
+        for p in report.problems[:50]:
+            err.print(f"rejected: {p}")
+        if len(report.problems) > 50:
+            err.print(f"… and {report.rejected - 50:,} more rejected")
+    if report.rejected:
+        raise typer.Exit(1)
+
+
+@ingest_app.command("pages")
+def ingest_pages(
+    files: Annotated[list[Path], typer.Argument(help="Page dump text files.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Ingest page dumps: listing pages saved as text (a title line, then an abstract line)."""
+    with engine() as eng, _progress("pages") as cb:
+        report = eng.ingest_pages(files, on_batch=cb)
+    _report(report, as_json)
+
+
+@ingest_app.command("jsonl")
+def ingest_jsonl(
+    file: Annotated[Path, typer.Argument(help="A JSON-lines file as written by `export --format jsonl`.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Ingest our JSON-lines format (one paper object per line; .gz accepted)."""
+    with engine() as eng, _progress("jsonl") as cb:
+        report = eng.ingest_jsonl(file, on_batch=cb)
+    _report(report, as_json)
+
+
+@app.command()
+def stats(as_json: JsonOpt = False) -> None:
+    """Counts: papers, embeddings, sources."""
+    with engine() as eng:
+        data = eng.stats()
+    if as_json:
+        _print_json(data)
+        return
+    for k, v in data.items():
+        out.print(f"{k:>18}: {v}")
+
+
+def _hit_dict(result: SearchResult) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": h.paper.id,
+            "title": h.paper.title,
+            "score": h.score if h.score != float("inf") else None,
+            "matched_by": h.matched_by,
+            "authors": h.paper.author_names,
+            "published": h.paper.published.isoformat() if h.paper.published else None,
+            "url": h.paper.abs_url,
+        }
+        for h in result.hits
+    ]
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help='Query: terms, "phrases", -exclusions, author:, cat:, year:2020..2024, since:7d')],
+    limit: Annotated[int, typer.Option("--limit", "-k", min=1, max=200)] = 10,
+    mode: Annotated[str | None, typer.Option("--mode", help="keyword | semantic | hybrid")] = None,
+    sort: Annotated[str, typer.Option("--sort", help="relevance | date")] = "relevance",
+    cursor: Annotated[str | None, typer.Option("--cursor", help="Next-page cursor from a previous result.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Search papers by keyword and meaning."""
+    if mode is not None and mode not in MODES:
+        raise PaperradarError(f"unknown --mode {mode!r}: use one of {', '.join(MODES)}")
+    if sort not in ("relevance", "date"):
+        raise PaperradarError(f"unknown --sort {sort!r}: use relevance or date")
+    with engine() as eng:
+        result = eng.search(query, mode=mode, sort=sort, limit=limit, cursor=cursor)  # type: ignore[arg-type]
+    if as_json:
+        _print_json(_hit_dict(result))
+        if result.notice:
+            err.print(f"note: {result.notice}")
+        return
+    if result.notice:
+        err.print(f"note: {result.notice}")
+    if not result.hits:
+        out.print("no papers matched")
+        return
+    table = Table(show_header=True, header_style="bold", box=None)
+    table.add_column("#", justify="right")
+    table.add_column("id")
+    table.add_column("title")
+    table.add_column("score", justify="right")
+    for i, h in enumerate(result.hits, 1):
+        score = "pinned" if h.score == float("inf") else f"{h.score:.3f}"
+        table.add_row(str(i), h.paper.id, h.paper.title, score)
+    out.print(table)
+    if result.next_cursor:
+        err.print(f"more: --cursor {result.next_cursor}")
+
+
+@app.command()
+def show(paper_id: Annotated[str, typer.Argument(help="arXiv id, DOI or URL")], as_json: JsonOpt = False) -> None:
+    """Show one paper."""
+    with engine() as eng:
+        paper = eng.paper(paper_id)
+    if as_json:
+        _print_json(paper_to_dict(paper))
+        return
+    out.print(paper.title, style="bold")
+    if paper.authors:
+        out.print(", ".join(paper.author_names))
+    meta = [paper.id]
+    if paper.published:
+        meta.append(paper.published.date().isoformat())
+    if paper.categories:
+        meta.append(" ".join(paper.categories))
+    out.print(" · ".join(meta), style="dim")
+    if paper.abstract:
+        out.print()
+        out.print(paper.abstract)
+    if paper.abs_url:
+        out.print()
+        out.print(paper.abs_url)
+
+
+@app.command()
+def export(
+    fmt: Annotated[str, typer.Option("--format", "-f", help="jsonl | csv | bibtex | ris | csl-json")] = "jsonl",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")] = None,
+) -> None:
+    """Export every paper."""
+    if fmt not in FORMATS:
+        raise PaperradarError(f"unknown --format {fmt!r}: use one of {', '.join(FORMATS)}")
+    with engine() as eng:
+        chunks = eng.export(fmt)  # type: ignore[arg-type]
+        if output is None:
+            for chunk in chunks:
+                sys.stdout.write(chunk)
+        else:
+            tmp = output.with_name(output.name + ".part")
+            with tmp.open("w", encoding="utf-8", newline="") as fh:
+                for chunk in chunks:
+                    fh.write(chunk)
+            tmp.replace(output)
+
+
+@app.command()
+def sources(as_json: JsonOpt = False) -> None:
+    """Per source: last run, watermark, papers seen/new/updated, last error."""
+    with engine() as eng:
+        states = eng.sources()
+    rows = [
+        {
+            "source": s.source,
+            "last_run": s.last_run.isoformat() if s.last_run else None,
+            "checkpoint": s.checkpoint,
+            "seen": s.seen,
+            "new": s.new,
+            "updated": s.updated,
+            "rejected": s.rejected,
+            "last_error": s.last_error,
+        }
+        for s in states
+    ]
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table(box=None, header_style="bold")
+    for col in ("source", "last run", "seen", "new", "updated", "rejected", "watermark", "last error"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(
+            r["source"], r["last_run"] or "-", str(r["seen"]), str(r["new"]), str(r["updated"]),
+            str(r["rejected"]), json.dumps(r["checkpoint"])[:40], (r["last_error"] or "")[:60],
+        )
+    out.print(table)
+
+
+@app.command("config")
+def show_config(as_json: JsonOpt = False) -> None:
+    """Print the effective settings (secrets masked)."""
+    data = load_settings().redacted()
+    if state.db:
+        data["database_url"] = state.db
+    if as_json:
+        _print_json(data)
+        return
+    for k, v in data.items():
+        out.print(f"{k} = {v}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
+) -> None:
+    """Serve the web UI, JSON API and feeds."""
+    _serve(host, port)
+
+
+def _serve(host: str | None, port: int | None) -> None:
+    import uvicorn
+
+    from paperradar.web import create_app
+
+    settings = load_settings()
+    h, p = host or settings.host, port or settings.port
+    eng = engine()
+    err.print(f"paperradar is serving on http://{h}:{p}  (Ctrl-C to stop)")
+    uvicorn.run(create_app(eng), host=h, port=p, log_level="warning")
+
+
+@app.command()
+def demo(
+    host: Annotated[str | None, typer.Option(help="Address to bind.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port.")] = None,
+    no_serve: Annotated[bool, typer.Option("--no-serve", help="Only ingest, do not serve.")] = False,
+) -> None:
+    """Create the database, ingest the bundled demo corpus, and serve the web UI."""
+    with engine() as eng, _progress("demo corpus") as cb:
+        report = eng.ingest_demo(on_batch=cb)
+        total = eng.stats()["papers"]
+        out.print(f"demo corpus: {report.new:,} new, {report.unchanged + report.updated:,} known; {total:,} papers in {eng.storage.url}")
+    if not no_serve:
+        _serve(host, port)
+
+
+def main() -> None:
+    try:
+        app()
+    except PaperradarError as exc:
+        err.print(f"error: {exc}")
+        sys.exit(2)

@@ -1,0 +1,176 @@
+"""The Engine: the one façade everything user-facing goes through (web, CLI, digest scheduler)."""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from paperradar.config import Settings, load_settings
+from paperradar.errors import InvalidId, NotFound, SourceError
+from paperradar.export import ExportFormat, export_papers
+from paperradar.ingest import IngestReport, ingest_batches
+from paperradar.model import Paper, ParseProblem, parse_paper_id, title_key
+from paperradar.search.service import Mode, SearchResult, Sort, search_papers
+from paperradar.sources import Batch, records_to_batches
+from paperradar.sources.jsonl import parse_jsonl
+from paperradar.sources.pages import parse_page_dump
+from paperradar.storage import Cursor, PaperFilter, SourceState, Storage, open_storage
+from paperradar.storage.base import SortKey
+
+__all__ = ["Engine", "make_engine"]
+
+OnBatch = Callable[[Batch, IngestReport], None]
+
+
+class Engine:
+    """Ingest, search, list and export papers over one storage backend."""
+
+    def __init__(self, settings: Settings, storage: Storage) -> None:
+        self.settings = settings
+        self.storage = storage
+
+    def close(self) -> None:
+        self.storage.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- ingest ----------------------------------------------------------------------------------
+    def ingest(
+        self, batches: Iterable[Batch], *, state_key: str | None = None, on_batch: OnBatch | None = None
+    ) -> IngestReport:
+        """Store batches of records from any source (papers + checkpoint per transaction)."""
+        return ingest_batches(self.storage, batches, state_key=state_key, on_batch=on_batch)
+
+    def _ingest_file_records(
+        self,
+        source: str,
+        path: Path,
+        parse: Callable[[bytes | Iterable[bytes], str], Iterator[Paper | ParseProblem]],
+        data: bytes | Iterable[bytes],
+        on_batch: OnBatch | None,
+    ) -> IngestReport:
+        try:
+            records = list(parse(data, str(path)))
+        except SourceError as exc:
+            problem = ParseProblem(source, str(path), str(exc).split(": ", 2)[-1])
+            report = IngestReport(read=1, rejected=1, problems=[problem])
+            self.storage.record_source_error(source, str(exc))
+            return report
+        return self.ingest(records_to_batches(source, iter(records), location=str(path)), on_batch=on_batch)
+
+    def ingest_pages(self, paths: Sequence[Path], *, on_batch: OnBatch | None = None) -> IngestReport:
+        """Ingest page dumps (title line + abstract line listings). Bad files are reported, not fatal."""
+        total = IngestReport()
+        for path in paths:
+            data = _read(path, "page_dump")
+            if isinstance(data, ParseProblem):
+                total.add(IngestReport(read=1, rejected=1, problems=[data]))
+                continue
+            total.add(
+                self._ingest_file_records(
+                    "page_dump",
+                    path,
+                    lambda d, loc: parse_page_dump(d, location=loc),  # type: ignore[arg-type]
+                    data,
+                    on_batch,
+                )
+            )
+        return total
+
+    def ingest_jsonl(self, path: Path, *, on_batch: OnBatch | None = None) -> IngestReport:
+        """Ingest our JSON-lines export format (plain or .gz), streamed."""
+        try:
+            opener: Any = gzip.open if path.suffix == ".gz" else open
+            with opener(path, "rb") as fh:
+                records = parse_jsonl(fh, location=str(path))
+                return self.ingest(records_to_batches("jsonl", records, location=str(path)), on_batch=on_batch)
+        except (OSError, EOFError) as exc:
+            problem = ParseProblem("jsonl", str(path), f"cannot read the file: {exc}")
+            return IngestReport(read=1, rejected=1, problems=[problem])
+
+    def ingest_demo(self, *, on_batch: OnBatch | None = None) -> IngestReport:
+        """Ingest the demo corpus bundled with the package (three captured listing pages)."""
+        folder = resources.files("paperradar") / "data" / "demo"
+        total = IngestReport()
+        for item in sorted(folder.iterdir(), key=lambda t: t.name):
+            if item.name.endswith(".txt"):
+                records = parse_page_dump(item.read_bytes(), location=f"demo/{item.name}")
+                total.add(self.ingest(records_to_batches("page_dump", records), on_batch=on_batch))
+        return total
+
+    # -- read ------------------------------------------------------------------------------------
+    def paper(self, paper_id: str) -> Paper:
+        """A paper by any form of its id (arXiv id or URL, DOI, or stored id)."""
+        found = self.storage.get_paper(paper_id)
+        if found is None:
+            try:
+                found = self.storage.get_paper(parse_paper_id(paper_id).key)
+            except InvalidId:
+                found = None
+        if found is None:
+            raise NotFound(f"no paper with id {paper_id!r}")
+        return found
+
+    def search(
+        self,
+        query: str,
+        *,
+        mode: Mode | None = None,
+        sort: Sort = "relevance",
+        limit: int = 20,
+        cursor: str | None = None,
+    ) -> SearchResult:
+        chosen: Any = mode or self.settings.search_mode
+        return search_papers(self.storage, query, mode=chosen, sort=sort, limit=limit, cursor=cursor)
+
+    def papers(
+        self,
+        flt: PaperFilter | None = None,
+        *,
+        sort: SortKey = "published",
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> tuple[list[Paper], str | None]:
+        """A page of papers in ``sort`` order (newest first) and the cursor of the next page."""
+        after = Cursor.decode(cursor) if cursor else None
+        rows = self.storage.list_papers(flt or PaperFilter(), sort=sort, limit=limit + 1, after=after)
+        nxt = rows[limit - 1][1].encode() if len(rows) > limit else None
+        return [p for p, _ in rows[:limit]], nxt
+
+    def stats(self) -> dict[str, Any]:
+        return self.storage.stats()
+
+    def sources(self) -> list[SourceState]:
+        return self.storage.source_states()
+
+    def export(self, fmt: ExportFormat) -> Iterator[str]:
+        return export_papers(self.storage.iter_papers(), fmt)
+
+    def find_by_title(self, title: str) -> Paper | None:
+        try:
+            return self.storage.get_paper(title_key(title))
+        except InvalidId:
+            return None
+
+
+def _read(path: Path, source: str) -> bytes | ParseProblem:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        return ParseProblem(source, str(path), f"cannot read the file: {exc.strerror or exc}")
+
+
+def make_engine(db: str | None = None, settings: Settings | None = None, **overrides: Any) -> Engine:
+    """An engine over ``db`` (a database URL or a SQLite file path; default from settings)."""
+    settings = settings or load_settings(**overrides)
+    url = db or settings.effective_database_url
+    if "://" not in url:
+        url = f"sqlite:///{Path(url).expanduser().resolve()}"
+    return Engine(settings, open_storage(url))

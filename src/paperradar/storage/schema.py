@@ -1,0 +1,71 @@
+"""The tables, as SQLAlchemy Core metadata shared by every backend.
+
+Migrations (``migrations/versions``) are the source of truth for the database; this module mirrors
+them for building queries. Full-text tables are backend-specific and live in the migrations.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+papers = sa.Table(
+    "papers",
+    metadata,
+    sa.Column("pk", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.String, nullable=False, unique=True),
+    sa.Column("arxiv_id", sa.String),
+    sa.Column("version", sa.Integer),
+    sa.Column("doi", sa.String),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("title_key", sa.String, nullable=False),
+    sa.Column("abstract", sa.Text, nullable=False, server_default=""),
+    sa.Column("authors", sa.Text, nullable=False, server_default="[]"),  # JSON [{name, affiliations}]
+    sa.Column("author_names", sa.Text, nullable=False, server_default=""),  # "A; B; C" for search
+    sa.Column("categories", sa.Text, nullable=False, server_default=""),  # " cs.LG stat.ML "
+    sa.Column("primary_category", sa.String),
+    sa.Column("published", sa.DateTime),  # UTC, naive
+    sa.Column("updated", sa.DateTime),
+    sa.Column("links", sa.Text, nullable=False, server_default="{}"),  # JSON
+    sa.Column("upvotes", sa.Integer),
+    sa.Column("comments", sa.Integer),
+    sa.Column("stars", sa.Integer),
+    sa.Column("citations", sa.Integer),
+    sa.Column("sources", sa.Text, nullable=False, server_default=""),  # " arxiv_api hf_daily "
+    sa.Column("extra", sa.Text, nullable=False, server_default="{}"),  # JSON
+    sa.Column("content_hash", sa.String, nullable=False),
+    sa.Column("first_seen", sa.DateTime, nullable=False),
+    sa.Column("last_seen", sa.DateTime, nullable=False),
+)
+
+paper_versions = sa.Table(
+    "paper_versions",
+    metadata,
+    sa.Column("paper_pk", sa.Integer, sa.ForeignKey("papers.pk", ondelete="CASCADE"), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("date", sa.DateTime),
+    sa.Column("size", sa.String),
+)
+
+source_state = sa.Table(
+    "source_state",
+    metadata,
+    sa.Column("source", sa.String, primary_key=True),  # e.g. "arxiv_oai:cs"
+    sa.Column("checkpoint", sa.Text, nullable=False, server_default="{}"),  # JSON
+    sa.Column("last_run", sa.DateTime),
+    sa.Column("last_error", sa.Text),
+    sa.Column("seen", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("new", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("updated", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("rejected", sa.Integer, nullable=False, server_default="0"),
+)
+
+embeddings = sa.Table(
+    "embeddings",
+    metadata,
+    sa.Column("paper_pk", sa.Integer, sa.ForeignKey("papers.pk", ondelete="CASCADE"), primary_key=True),
+    sa.Column("model", sa.String, primary_key=True),
+    sa.Column("content_hash", sa.String, nullable=False),
+    sa.Column("vector", sa.LargeBinary, nullable=False),  # float32 little-endian
+)

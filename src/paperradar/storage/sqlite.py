@@ -1,0 +1,100 @@
+"""The embedded default: SQLite in WAL mode, FTS5 for keywords."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from paperradar.errors import InvalidQuery, StorageError
+from paperradar.storage.base import Cursor, KeywordHit, PaperFilter
+from paperradar.storage.sql import SqlStorage, _chunks
+from paperradar.storage.schema import papers
+
+__all__ = ["BM25_WEIGHTS", "SqliteStorage"]
+
+# bm25() column weights for (title, abstract, authors).
+BM25_WEIGHTS = (2.0, 1.0, 1.0)
+
+fts = sa.table("papers_fts", sa.column("rowid"), sa.column("title"), sa.column("abstract"))
+
+
+def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA cache_size=-65536")
+    cur.execute("PRAGMA temp_store=MEMORY")
+    cur.close()
+
+
+class SqliteStorage(SqlStorage):
+    dialect_name = "sqlite"
+
+    def __init__(self, url: str) -> None:
+        path = sa.make_url(url).database
+        if path and path != ":memory:":
+            try:
+                Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StorageError(f"cannot create the folder for {path}: {exc}") from exc
+        engine = sa.create_engine(url, connect_args={"timeout": 30})
+        sa.event.listen(engine, "connect", _on_connect)
+        super().__init__(url, engine)
+
+    @property
+    def path(self) -> Path | None:
+        db = sa.make_url(self.url).database
+        return Path(db) if db and db != ":memory:" else None
+
+    def _fts_delete(self, conn: sa.Connection, pks: Sequence[int]) -> None:
+        for chunk in _chunks(list(pks)):
+            conn.execute(sa.delete(fts).where(fts.c.rowid.in_(chunk)))
+
+    def _fts_insert(self, conn: sa.Connection, ids: Sequence[str]) -> None:
+        for chunk in _chunks(list(ids)):
+            conn.execute(
+                sa.insert(sa.table("papers_fts", sa.column("rowid"), sa.column("title"),
+                                   sa.column("abstract"), sa.column("authors"))).from_select(
+                    ["rowid", "title", "abstract", "authors"],
+                    sa.select(papers.c.pk, papers.c.title, papers.c.abstract, papers.c.author_names)
+                    .where(papers.c.id.in_(chunk)),
+                )
+            )
+
+    def _not_matching(self, match: str) -> sa.ColumnElement[bool]:
+        sub = sa.text("SELECT rowid FROM papers_fts WHERE papers_fts MATCH :xm").bindparams(xm=match)
+        return papers.c.pk.not_in(sub)
+
+    def keyword_search(
+        self, match: str, flt: PaperFilter, *, limit: int = 20, after: Cursor | None = None
+    ) -> list[KeywordHit]:
+        if not match.strip():
+            return []
+        w = ", ".join(str(x) for x in BM25_WEIGHTS)
+        score = sa.literal_column(f"-bm25(papers_fts, {w})")
+        q = (
+            sa.select(papers.c.pk, papers.c.id, score.label("score"))
+            .select_from(fts.join(papers, papers.c.pk == fts.c.rowid))
+            .where(sa.text("papers_fts MATCH :m").bindparams(m=match), *self._where(flt))
+        )
+        if after is not None and isinstance(after.value, float | int):
+            q = q.where(
+                sa.or_(
+                    score < after.value,
+                    sa.and_(score == after.value, papers.c.pk < after.pk),
+                )
+            )
+        q = q.order_by(sa.desc("score"), papers.c.pk.desc()).limit(limit)
+        try:
+            with self.engine.connect() as conn:
+                return [KeywordHit(r.pk, r.id, float(r.score)) for r in conn.execute(q)]
+        except sa.exc.OperationalError as exc:
+            if "fts5" in str(exc).lower() or "syntax" in str(exc).lower():
+                raise InvalidQuery(f"the keyword index rejected the query: {exc.orig}") from exc
+            raise StorageError(f"keyword search failed: {exc}") from exc
