@@ -55,7 +55,11 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a t
 def _root(
     db: Annotated[
         str | None,
-        typer.Option("--db", help="Database URL or SQLite path (default: PAPERRADAR_DATABASE_URL).", metavar="URL"),
+        typer.Option(
+            "--db",
+            help="Database URL or SQLite path (default: PAPERRADAR_DATABASE_URL).",
+            metavar="URL",
+        ),
     ] = None,
 ) -> None:
     state.db = db
@@ -120,7 +124,9 @@ def ingest_pages(
 
 @ingest_app.command("jsonl")
 def ingest_jsonl(
-    file: Annotated[Path, typer.Argument(help="A JSON-lines file as written by `export --format jsonl`.")],
+    file: Annotated[
+        Path, typer.Argument(help="A JSON-lines file as written by `export --format jsonl`.")
+    ],
     as_json: JsonOpt = False,
 ) -> None:
     """Ingest our JSON-lines format (one paper object per line; .gz accepted)."""
@@ -158,11 +164,18 @@ def _hit_dict(result: SearchResult) -> list[dict[str, Any]]:
 
 @app.command()
 def search(
-    query: Annotated[str, typer.Argument(help='Query: terms, "phrases", -exclusions, author:, cat:, year:2020..2024, since:7d')],
+    query: Annotated[
+        str,
+        typer.Argument(
+            help='Query: terms, "phrases", -exclusions, author:, cat:, year:2020..2024, since:7d'
+        ),
+    ],
     limit: Annotated[int, typer.Option("--limit", "-k", min=1, max=200)] = 10,
     mode: Annotated[str | None, typer.Option("--mode", help="keyword | semantic | hybrid")] = None,
     sort: Annotated[str, typer.Option("--sort", help="relevance | date")] = "relevance",
-    cursor: Annotated[str | None, typer.Option("--cursor", help="Next-page cursor from a previous result.")] = None,
+    cursor: Annotated[
+        str | None, typer.Option("--cursor", help="Next-page cursor from a previous result.")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Search papers by keyword and meaning."""
@@ -196,7 +209,9 @@ def search(
 
 
 @app.command()
-def show(paper_id: Annotated[str, typer.Argument(help="arXiv id, DOI or URL")], as_json: JsonOpt = False) -> None:
+def show(
+    paper_id: Annotated[str, typer.Argument(help="arXiv id, DOI or URL")], as_json: JsonOpt = False
+) -> None:
     """Show one paper."""
     with engine() as eng:
         paper = eng.paper(paper_id)
@@ -222,8 +237,12 @@ def show(paper_id: Annotated[str, typer.Argument(help="arXiv id, DOI or URL")], 
 
 @app.command()
 def export(
-    fmt: Annotated[str, typer.Option("--format", "-f", help="jsonl | csv | bibtex | ris | csl-json")] = "jsonl",
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")] = None,
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help="jsonl | csv | bibtex | ris | csl-json")
+    ] = "jsonl",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")
+    ] = None,
 ) -> None:
     """Export every paper."""
     if fmt not in FORMATS:
@@ -263,12 +282,27 @@ def sources(as_json: JsonOpt = False) -> None:
         _print_json(rows)
         return
     table = Table(box=None, header_style="bold")
-    for col in ("source", "last run", "seen", "new", "updated", "rejected", "watermark", "last error"):
+    for col in (
+        "source",
+        "last run",
+        "seen",
+        "new",
+        "updated",
+        "rejected",
+        "watermark",
+        "last error",
+    ):
         table.add_column(col)
     for r in rows:
         table.add_row(
-            r["source"], r["last_run"] or "-", str(r["seen"]), str(r["new"]), str(r["updated"]),
-            str(r["rejected"]), json.dumps(r["checkpoint"])[:40], (r["last_error"] or "")[:60],
+            r["source"],
+            r["last_run"] or "-",
+            str(r["seen"]),
+            str(r["new"]),
+            str(r["updated"]),
+            str(r["rejected"]),
+            json.dumps(r["checkpoint"])[:40],
+            (r["last_error"] or "")[:60],
         )
     out.print(table)
 
@@ -311,13 +345,17 @@ def _serve(host: str | None, port: int | None) -> None:
 def demo(
     host: Annotated[str | None, typer.Option(help="Address to bind.")] = None,
     port: Annotated[int | None, typer.Option(help="Port.")] = None,
-    no_serve: Annotated[bool, typer.Option("--no-serve", help="Only ingest, do not serve.")] = False,
+    no_serve: Annotated[
+        bool, typer.Option("--no-serve", help="Only ingest, do not serve.")
+    ] = False,
 ) -> None:
     """Create the database, ingest the bundled demo corpus, and serve the web UI."""
     with engine() as eng, _progress("demo corpus") as cb:
         report = eng.ingest_demo(on_batch=cb)
         total = eng.stats()["papers"]
-        out.print(f"demo corpus: {report.new:,} new, {report.unchanged + report.updated:,} known; {total:,} papers in {eng.storage.url}")
+        out.print(
+            f"demo corpus: {report.new:,} new, {report.unchanged + report.updated:,} known; {total:,} papers in {eng.storage.url}"
+        )
     if not no_serve:
         _serve(host, port)
 

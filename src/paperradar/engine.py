@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import gzip
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from paperradar.config import Settings, load_settings
 from paperradar.errors import InvalidId, NotFound, SourceError
 from paperradar.export import ExportFormat, export_papers
 from paperradar.ingest import IngestReport, ingest_batches
 from paperradar.model import Paper, ParseProblem, parse_paper_id, title_key
-from paperradar.search.service import Mode, SearchResult, Sort, search_papers
+from paperradar.search.service import Hit, Mode, SearchResult, Sort, search_papers
+from paperradar.search.similar import similar_by_keywords
 from paperradar.sources import Batch, records_to_batches
 from paperradar.sources.jsonl import parse_jsonl
 from paperradar.sources.pages import parse_page_dump
@@ -23,6 +25,12 @@ from paperradar.storage.base import SortKey
 __all__ = ["Engine", "make_engine"]
 
 OnBatch = Callable[[Batch, IngestReport], None]
+Window = Literal["day", "week", "month"]
+WINDOWS: dict[str, timedelta] = {
+    "day": timedelta(days=1),
+    "week": timedelta(days=7),
+    "month": timedelta(days=30),
+}
 
 
 class Engine:
@@ -43,7 +51,11 @@ class Engine:
 
     # -- ingest ----------------------------------------------------------------------------------
     def ingest(
-        self, batches: Iterable[Batch], *, state_key: str | None = None, on_batch: OnBatch | None = None
+        self,
+        batches: Iterable[Batch],
+        *,
+        state_key: str | None = None,
+        on_batch: OnBatch | None = None,
     ) -> IngestReport:
         """Store batches of records from any source (papers + checkpoint per transaction)."""
         return ingest_batches(self.storage, batches, state_key=state_key, on_batch=on_batch)
@@ -63,9 +75,13 @@ class Engine:
             report = IngestReport(read=1, rejected=1, problems=[problem])
             self.storage.record_source_error(source, str(exc))
             return report
-        return self.ingest(records_to_batches(source, iter(records), location=str(path)), on_batch=on_batch)
+        return self.ingest(
+            records_to_batches(source, iter(records), location=str(path)), on_batch=on_batch
+        )
 
-    def ingest_pages(self, paths: Sequence[Path], *, on_batch: OnBatch | None = None) -> IngestReport:
+    def ingest_pages(
+        self, paths: Sequence[Path], *, on_batch: OnBatch | None = None
+    ) -> IngestReport:
         """Ingest page dumps (title line + abstract line listings). Bad files are reported, not fatal."""
         total = IngestReport()
         for path in paths:
@@ -90,7 +106,9 @@ class Engine:
             opener: Any = gzip.open if path.suffix == ".gz" else open
             with opener(path, "rb") as fh:
                 records = parse_jsonl(fh, location=str(path))
-                return self.ingest(records_to_batches("jsonl", records, location=str(path)), on_batch=on_batch)
+                return self.ingest(
+                    records_to_batches("jsonl", records, location=str(path)), on_batch=on_batch
+                )
         except (OSError, EOFError) as exc:
             problem = ParseProblem("jsonl", str(path), f"cannot read the file: {exc}")
             return IngestReport(read=1, rejected=1, problems=[problem])
@@ -128,7 +146,9 @@ class Engine:
         cursor: str | None = None,
     ) -> SearchResult:
         chosen: Any = mode or self.settings.search_mode
-        return search_papers(self.storage, query, mode=chosen, sort=sort, limit=limit, cursor=cursor)
+        return search_papers(
+            self.storage, query, mode=chosen, sort=sort, limit=limit, cursor=cursor
+        )
 
     def papers(
         self,
@@ -140,9 +160,28 @@ class Engine:
     ) -> tuple[list[Paper], str | None]:
         """A page of papers in ``sort`` order (newest first) and the cursor of the next page."""
         after = Cursor.decode(cursor) if cursor else None
-        rows = self.storage.list_papers(flt or PaperFilter(), sort=sort, limit=limit + 1, after=after)
+        rows = self.storage.list_papers(
+            flt or PaperFilter(), sort=sort, limit=limit + 1, after=after
+        )
         nxt = rows[limit - 1][1].encode() if len(rows) > limit else None
         return [p for p, _ in rows[:limit]], nxt
+
+    def similar(self, paper_id: str, *, limit: int = 10) -> list[Hit]:
+        """Papers like this one, best first."""
+        return self.more_like_these([paper_id], limit=limit)
+
+    def more_like_these(self, paper_ids: Sequence[str], *, limit: int = 10) -> list[Hit]:
+        """Papers like a set of papers (followed papers, a library), best first."""
+        seeds = [self.paper(pid) for pid in paper_ids]
+        hits = similar_by_keywords(self.storage, seeds, limit)
+        papers = self.storage.papers_by_pk([h.pk for h in hits])
+        return [Hit(papers[h.pk], h.score, ["keyword"]) for h in hits if h.pk in papers]
+
+    def trending(self, *, window: Window = "week", limit: int = 20) -> list[Paper]:
+        """The papers of the window with the most reader signal (upvotes), newest first on ties."""
+        since = datetime.now(UTC) - WINDOWS[window]
+        rows = self.storage.list_papers(PaperFilter(since=since), sort="upvotes", limit=limit)
+        return [p for p, _ in rows]
 
     def stats(self) -> dict[str, Any]:
         return self.storage.stats()
@@ -167,7 +206,9 @@ def _read(path: Path, source: str) -> bytes | ParseProblem:
         return ParseProblem(source, str(path), f"cannot read the file: {exc.strerror or exc}")
 
 
-def make_engine(db: str | None = None, settings: Settings | None = None, **overrides: Any) -> Engine:
+def make_engine(
+    db: str | None = None, settings: Settings | None = None, **overrides: Any
+) -> Engine:
     """An engine over ``db`` (a database URL or a SQLite file path; default from settings)."""
     settings = settings or load_settings(**overrides)
     url = db or settings.effective_database_url

@@ -16,8 +16,18 @@ __all__ = ["FORMATS", "ExportFormat", "bibtex_entry", "csl_json", "export_papers
 ExportFormat = Literal["jsonl", "csv", "bibtex", "ris", "csl-json"]
 FORMATS: tuple[ExportFormat, ...] = ("jsonl", "csv", "bibtex", "ris", "csl-json")
 CSV_FIELDS = [
-    "id", "arxiv_id", "doi", "title", "authors", "abstract", "categories", "published",
-    "upvotes", "stars", "citations", "url",
+    "id",
+    "arxiv_id",
+    "doi",
+    "title",
+    "authors",
+    "abstract",
+    "categories",
+    "published",
+    "upvotes",
+    "stars",
+    "citations",
+    "url",
 ]
 _BIB_SPECIAL = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}"}
 
@@ -106,9 +116,13 @@ def export_papers(papers: Iterable[Paper], fmt: ExportFormat) -> Iterator[str]:
         for p in papers:
             writer.writerow(
                 {
-                    "id": p.id, "arxiv_id": p.arxiv_id or "", "doi": p.doi or "",
-                    "title": p.title, "authors": "; ".join(p.author_names),
-                    "abstract": p.abstract, "categories": " ".join(p.categories),
+                    "id": p.id,
+                    "arxiv_id": p.arxiv_id or "",
+                    "doi": p.doi or "",
+                    "title": p.title,
+                    "authors": "; ".join(p.author_names),
+                    "abstract": p.abstract,
+                    "categories": " ".join(p.categories),
                     "published": p.published.date().isoformat() if p.published else "",
                     "upvotes": p.upvotes if p.upvotes is not None else "",
                     "stars": p.stars if p.stars is not None else "",

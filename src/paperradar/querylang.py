@@ -160,6 +160,10 @@ class Query:
         return bool(self.terms or self.phrases or self.field_terms)
 
     @property
+    def has_exclusions(self) -> bool:
+        return bool(self.excluded_terms or self.excluded_phrases)
+
+    @property
     def has_filters(self) -> bool:
         return bool(
             self.authors or self.categories or self.years or self.since or self.sources or self.ids

@@ -65,7 +65,7 @@ def filter_for(query: Query, compiled: CompiledQuery) -> PaperFilter:
         since=compiled.published_after,
         sources=list(compiled.sources),
         ids=_canonical_ids(compiled.ids),
-        exclude_match=compiled.exclude_match,
+        exclude=query if compiled.match is None else None,
     )
 
 
@@ -126,20 +126,20 @@ def search_papers(
     if mode != "keyword" and not query.free_text.strip():
         mode = "keyword"
     if compiled.match is None or sort == "date":
-        result = _listing(storage, query, compiled, flt, sort, limit, cursor)
+        result = _listing(storage, query, compiled, flt, limit, cursor)
     elif mode == "keyword":
-        result = _keyword(storage, query, compiled.match, flt, limit, cursor)
+        result = _keyword(storage, query, flt, limit, cursor)
     else:
         assert vector_search is not None
-        result = _fused(storage, query, compiled.match, flt, mode, limit, cursor, vector_search, fuse)
+        result = _fused(storage, query, flt, mode, limit, cursor, vector_search, fuse)
     result.query = text
     if cursor is None and sort == "relevance":
         pins = _pinned(storage, query, text)
         if pins:
             pinned_ids = {p.id for p in pins}
-            result.hits = [Hit(p, float("inf"), ["id" if p.arxiv_id else "title"]) for p in pins] + [
-                h for h in result.hits if h.paper.id not in pinned_ids
-            ]
+            result.hits = [
+                Hit(p, float("inf"), ["id" if p.arxiv_id else "title"]) for p in pins
+            ] + [h for h in result.hits if h.paper.id not in pinned_ids]
     if notice and not result.notice:
         result.notice = notice
     result.took_ms = (time.perf_counter() - started) * 1000
@@ -151,14 +151,13 @@ def _listing(
     query: Query,
     compiled: CompiledQuery,
     flt: PaperFilter,
-    sort: Sort,
     limit: int,
     cursor: str | None,
 ) -> SearchResult:
     after = Cursor.decode(cursor) if cursor else None
     if compiled.match is not None:
-        # Date order over keyword matches: restrict the listing to matching rows.
-        hits = storage.keyword_search(compiled.match, flt, limit=MAX_FUSED)
+        # Date order over keyword matches: every term required, then newest first.
+        hits = storage.keyword_search(query, flt, limit=MAX_FUSED, require_all=True)
         flt = PaperFilter(**{**_as_kwargs(flt), "ids": [h.id for h in hits] or ["-"]})
     rows = storage.list_papers(flt, sort="published", limit=limit + 1, after=after)
     more = len(rows) > limit
@@ -178,10 +177,10 @@ def _as_kwargs(flt: PaperFilter) -> dict[str, object]:
 
 
 def _keyword(
-    storage: Storage, query: Query, match: str, flt: PaperFilter, limit: int, cursor: str | None
+    storage: Storage, query: Query, flt: PaperFilter, limit: int, cursor: str | None
 ) -> SearchResult:
     after = Cursor.decode(cursor) if cursor else None
-    hits = storage.keyword_search(match, flt, limit=limit + 1, after=after)
+    hits = storage.keyword_search(query, flt, limit=limit + 1, after=after)
     more = len(hits) > limit
     hits = hits[:limit]
     papers = storage.papers_by_pk([h.pk for h in hits])
@@ -190,7 +189,9 @@ def _keyword(
     return SearchResult(query="", mode="keyword", hits=out, parsed=query, next_cursor=nxt)
 
 
-def rrf(ranked_lists: list[list[int]], scores: list[list[float]], k: int = 60) -> list[tuple[int, float]]:
+def rrf(
+    ranked_lists: list[list[int]], scores: list[list[float]], k: int = 60
+) -> list[tuple[int, float]]:
     """Reciprocal-rank fusion (the fallback when no tuned fusion is given)."""
     total: dict[int, float] = {}
     for ranked in ranked_lists:
@@ -202,7 +203,6 @@ def rrf(ranked_lists: list[list[int]], scores: list[list[float]], k: int = 60) -
 def _fused(
     storage: Storage,
     query: Query,
-    match: str,
     flt: PaperFilter,
     mode: Mode,
     limit: int,
@@ -223,9 +223,11 @@ def _fused(
         fused = vec
         kw_pks: set[int] = set()
     else:
-        kw = storage.keyword_search(match, flt, limit=depth)
+        kw = storage.keyword_search(query, flt, limit=depth)
         kw_pks = {h.pk for h in kw}
-        fused = (fuse or rrf)([[h.pk for h in kw], vec_pks], [[h.score for h in kw], [s for _, s in vec]])
+        fused = (fuse or rrf)(
+            [[h.pk for h in kw], vec_pks], [[h.score for h in kw], [s for _, s in vec]]
+        )
     page = fused[offset : offset + limit]
     papers = storage.papers_by_pk([pk for pk, _ in page])
     vec_set = set(vec_pks)

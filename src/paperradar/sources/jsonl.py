@@ -13,7 +13,9 @@ __all__ = ["SOURCE", "parse_jsonl"]
 SOURCE = "jsonl"
 
 
-def parse_jsonl(lines: Iterable[bytes], *, location: str = "jsonl") -> Iterator[Paper | ParseProblem]:
+def parse_jsonl(
+    lines: Iterable[bytes], *, location: str = "jsonl"
+) -> Iterator[Paper | ParseProblem]:
     """Papers from JSON lines; a bad line is a problem naming its line number, the rest is kept."""
     for n, raw in enumerate(lines, 1):
         if not raw.strip():

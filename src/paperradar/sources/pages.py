@@ -55,7 +55,9 @@ def parse_page_dump(data: bytes, *, location: str = "page dump") -> Iterator[Pap
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise SourceError(
-            f"not UTF-8 text (byte {exc.start}): save the page as UTF-8", source=SOURCE, location=location
+            f"not UTF-8 text (byte {exc.start}): save the page as UTF-8",
+            source=SOURCE,
+            location=location,
         ) from exc
     lines: list[tuple[int, str]] = []
     for n, raw in enumerate(text.splitlines(), 1):

@@ -11,6 +11,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from paperradar.errors import InvalidQuery
 from paperradar.model import Paper
+from paperradar.querylang import Query
 
 __all__ = [
     "Cursor",
@@ -39,7 +40,7 @@ class PaperFilter:
     published_to: datetime | None = None  # exclusive
     sources: list[str] = field(default_factory=list)
     ids: list[str] = field(default_factory=list)
-    exclude_match: str | None = None  # backend full-text expression of rows to leave out
+    exclude: Query | None = None  # leave out rows matching this query's -exclusions
 
     def is_empty(self) -> bool:
         return not (
@@ -51,7 +52,7 @@ class PaperFilter:
             or self.published_to
             or self.sources
             or self.ids
-            or self.exclude_match
+            or (self.exclude is not None and self.exclude.has_exclusions)
         )
 
 
@@ -74,7 +75,9 @@ class Cursor:
             if not isinstance(pk, int) or not isinstance(value, float | int | str | None):
                 raise ValueError("bad cursor shape")
         except (ValueError, TypeError) as exc:
-            raise InvalidQuery(f"bad page cursor {token!r}: pass the cursor a response gave") from exc
+            raise InvalidQuery(
+                f"bad page cursor {token!r}: pass the cursor a response gave"
+            ) from exc
         return cls(value, pk)
 
 
@@ -146,13 +149,14 @@ class Storage(Protocol):
 
     def keyword_search(
         self,
-        match: str,
+        query: Query,
         flt: PaperFilter,
         *,
         limit: int = 20,
         after: Cursor | None = None,
+        require_all: bool = False,
     ) -> list[KeywordHit]:
-        """Rank papers matching a backend full-text expression (see ``storage.fts``)."""
+        """Papers matching ``query``'s text (terms OR-ed, or all required), best BM25 first."""
         ...
 
     def filter_pks(self, flt: PaperFilter, pks: Sequence[int]) -> set[int]:
@@ -176,7 +180,8 @@ class Storage(Protocol):
 
     def write_embeddings(self, model: str, rows: Sequence[tuple[int, str, bytes]]) -> None: ...
 
-    def iter_embeddings(self, model: str, batch_size: int = 10000) -> Iterator[list[tuple[int, bytes]]]:
-        ...
+    def iter_embeddings(
+        self, model: str, batch_size: int = 10000
+    ) -> Iterator[list[tuple[int, bytes]]]: ...
 
     def count_embeddings(self, model: str) -> int: ...

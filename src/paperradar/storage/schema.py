@@ -21,7 +21,9 @@ papers = sa.Table(
     sa.Column("title", sa.Text, nullable=False),
     sa.Column("title_key", sa.String, nullable=False),
     sa.Column("abstract", sa.Text, nullable=False, server_default=""),
-    sa.Column("authors", sa.Text, nullable=False, server_default="[]"),  # JSON [{name, affiliations}]
+    sa.Column(
+        "authors", sa.Text, nullable=False, server_default="[]"
+    ),  # JSON [{name, affiliations}]
     sa.Column("author_names", sa.Text, nullable=False, server_default=""),  # "A; B; C" for search
     sa.Column("categories", sa.Text, nullable=False, server_default=""),  # " cs.LG stat.ML "
     sa.Column("primary_category", sa.String),
@@ -42,7 +44,9 @@ papers = sa.Table(
 paper_versions = sa.Table(
     "paper_versions",
     metadata,
-    sa.Column("paper_pk", sa.Integer, sa.ForeignKey("papers.pk", ondelete="CASCADE"), primary_key=True),
+    sa.Column(
+        "paper_pk", sa.Integer, sa.ForeignKey("papers.pk", ondelete="CASCADE"), primary_key=True
+    ),
     sa.Column("version", sa.Integer, primary_key=True),
     sa.Column("date", sa.DateTime),
     sa.Column("size", sa.String),
@@ -64,7 +68,9 @@ source_state = sa.Table(
 embeddings = sa.Table(
     "embeddings",
     metadata,
-    sa.Column("paper_pk", sa.Integer, sa.ForeignKey("papers.pk", ondelete="CASCADE"), primary_key=True),
+    sa.Column(
+        "paper_pk", sa.Integer, sa.ForeignKey("papers.pk", ondelete="CASCADE"), primary_key=True
+    ),
     sa.Column("model", sa.String, primary_key=True),
     sa.Column("content_hash", sa.String, nullable=False),
     sa.Column("vector", sa.LargeBinary, nullable=False),  # float32 little-endian

@@ -15,6 +15,7 @@ from alembic.config import Config
 
 from paperradar.errors import StorageError
 from paperradar.model import Author, Paper, Version, title_key
+from paperradar.querylang import Query
 from paperradar.storage.base import Cursor, KeywordHit, PaperFilter, SortKey, SourceState
 from paperradar.storage.schema import embeddings, paper_versions, papers, source_state
 
@@ -139,7 +140,13 @@ class SqlStorage:
         raise NotImplementedError
 
     def keyword_search(
-        self, match: str, flt: PaperFilter, *, limit: int = 20, after: Cursor | None = None
+        self,
+        query: Query,
+        flt: PaperFilter,
+        *,
+        limit: int = 20,
+        after: Cursor | None = None,
+        require_all: bool = False,
     ) -> list[KeywordHit]:
         raise NotImplementedError
 
@@ -150,7 +157,11 @@ class SqlStorage:
         keys = sorted({title_key(p.title) for p in batch if p.title.strip()})
         found: dict[int, Any] = {}
         with self.engine.connect() as conn:
-            for col, values in ((papers.c.id, ids), (papers.c.doi, dois), (papers.c.title_key, keys)):
+            for col, values in (
+                (papers.c.id, ids),
+                (papers.c.doi, dois),
+                (papers.c.title_key, keys),
+            ):
                 for chunk in _chunks(values):
                     for row in conn.execute(sa.select(papers).where(col.in_(chunk))):
                         found[row.pk] = row
@@ -192,7 +203,9 @@ class SqlStorage:
     ) -> None:
         gone: list[int] = []
         for chunk in _chunks(list(deletes)):
-            gone += [r.pk for r in conn.execute(sa.select(papers.c.pk).where(papers.c.id.in_(chunk)))]
+            gone += [
+                r.pk for r in conn.execute(sa.select(papers.c.pk).where(papers.c.id.in_(chunk)))
+            ]
         if gone:
             self._fts_delete(conn, gone)
             for chunk in _chunks(gone):
@@ -232,7 +245,12 @@ class SqlStorage:
             conn.execute(
                 sa.insert(paper_versions),
                 [
-                    {"paper_pk": pks[p.id], "version": v.version, "date": _naive_utc(v.date), "size": v.size}
+                    {
+                        "paper_pk": pks[p.id],
+                        "version": v.version,
+                        "date": _naive_utc(v.date),
+                        "size": v.size,
+                    }
                     for p in with_versions
                     for v in p.versions
                 ],
@@ -282,7 +300,12 @@ class SqlStorage:
             )
         if flt.authors:
             conds.append(
-                sa.or_(*[sa.func.lower(c.author_names).contains(a.lower(), autoescape=True) for a in flt.authors])
+                sa.or_(
+                    *[
+                        sa.func.lower(c.author_names).contains(a.lower(), autoescape=True)
+                        for a in flt.authors
+                    ]
+                )
             )
         if flt.years:
             ranges = []
@@ -304,11 +327,11 @@ class SqlStorage:
             conds.append(sa.or_(*[c.sources.like(f"% {s} %") for s in flt.sources]))
         if flt.ids:
             conds.append(c.id.in_(flt.ids))
-        if flt.exclude_match:
-            conds.append(self._not_matching(flt.exclude_match))
+        if flt.exclude is not None and flt.exclude.has_exclusions:
+            conds.append(self._not_matching(flt.exclude))
         return conds
 
-    def _not_matching(self, match: str) -> sa.ColumnElement[bool]:
+    def _not_matching(self, query: Query) -> sa.ColumnElement[bool]:
         raise NotImplementedError
 
     def count_papers(self, flt: PaperFilter | None = None) -> int:
@@ -355,7 +378,12 @@ class SqlStorage:
         last = 0
         while True:
             with self.engine.connect() as conn:
-                q = sa.select(papers).where(papers.c.pk > last).order_by(papers.c.pk).limit(batch_size)
+                q = (
+                    sa.select(papers)
+                    .where(papers.c.pk > last)
+                    .order_by(papers.c.pk)
+                    .limit(batch_size)
+                )
                 rows = list(conn.execute(q))
                 versions = self._versions(conn, [r.pk for r in rows])
             if not rows:
@@ -445,7 +473,9 @@ class SqlStorage:
 
     def source_state(self, source: str) -> SourceState | None:
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(source_state).where(source_state.c.source == source)).first()
+            row = conn.execute(
+                sa.select(source_state).where(source_state.c.source == source)
+            ).first()
         return self._state(row) if row is not None else None
 
     def source_states(self) -> list[SourceState]:
@@ -476,7 +506,9 @@ class SqlStorage:
             .limit(limit)
         )
         with self.engine.connect() as conn:
-            return [(r.pk, r.content_hash, paper_text(r.title, r.abstract)) for r in conn.execute(q)]
+            return [
+                (r.pk, r.content_hash, paper_text(r.title, r.abstract)) for r in conn.execute(q)
+            ]
 
     def write_embeddings(self, model: str, rows: Sequence[tuple[int, str, bytes]]) -> None:
         if not rows:
@@ -490,10 +522,15 @@ class SqlStorage:
                 )
             conn.execute(
                 sa.insert(embeddings),
-                [{"paper_pk": pk, "model": model, "content_hash": h, "vector": v} for pk, h, v in rows],
+                [
+                    {"paper_pk": pk, "model": model, "content_hash": h, "vector": v}
+                    for pk, h, v in rows
+                ],
             )
 
-    def iter_embeddings(self, model: str, batch_size: int = 10000) -> Iterator[list[tuple[int, bytes]]]:
+    def iter_embeddings(
+        self, model: str, batch_size: int = 10000
+    ) -> Iterator[list[tuple[int, bytes]]]:
         last = 0
         while True:
             q = (

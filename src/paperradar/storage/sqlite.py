@@ -10,14 +10,13 @@ from typing import Any
 import sqlalchemy as sa
 
 from paperradar.errors import InvalidQuery, StorageError
+from paperradar.querylang import Query
 from paperradar.storage.base import Cursor, KeywordHit, PaperFilter
-from paperradar.storage.sql import SqlStorage, _chunks
+from paperradar.storage.fts import bm25_expression, compile_exclusion, compile_match
 from paperradar.storage.schema import papers
+from paperradar.storage.sql import SqlStorage, _chunks
 
-__all__ = ["BM25_WEIGHTS", "SqliteStorage"]
-
-# bm25() column weights for (title, abstract, authors).
-BM25_WEIGHTS = (2.0, 1.0, 1.0)
+__all__ = ["SqliteStorage"]
 
 fts = sa.table("papers_fts", sa.column("rowid"), sa.column("title"), sa.column("abstract"))
 
@@ -59,25 +58,44 @@ class SqliteStorage(SqlStorage):
     def _fts_insert(self, conn: sa.Connection, ids: Sequence[str]) -> None:
         for chunk in _chunks(list(ids)):
             conn.execute(
-                sa.insert(sa.table("papers_fts", sa.column("rowid"), sa.column("title"),
-                                   sa.column("abstract"), sa.column("authors"))).from_select(
+                sa.insert(
+                    sa.table(
+                        "papers_fts",
+                        sa.column("rowid"),
+                        sa.column("title"),
+                        sa.column("abstract"),
+                        sa.column("authors"),
+                    )
+                ).from_select(
                     ["rowid", "title", "abstract", "authors"],
-                    sa.select(papers.c.pk, papers.c.title, papers.c.abstract, papers.c.author_names)
-                    .where(papers.c.id.in_(chunk)),
+                    sa.select(
+                        papers.c.pk, papers.c.title, papers.c.abstract, papers.c.author_names
+                    ).where(papers.c.id.in_(chunk)),
                 )
             )
 
-    def _not_matching(self, match: str) -> sa.ColumnElement[bool]:
-        sub = sa.text("SELECT rowid FROM papers_fts WHERE papers_fts MATCH :xm").bindparams(xm=match)
+    def _not_matching(self, query: Query) -> sa.ColumnElement[bool]:
+        match = compile_exclusion(query)
+        if match is None:
+            return sa.true()
+        sub = sa.text("SELECT rowid FROM papers_fts WHERE papers_fts MATCH :xm").bindparams(
+            xm=match
+        )
         return papers.c.pk.not_in(sub)
 
     def keyword_search(
-        self, match: str, flt: PaperFilter, *, limit: int = 20, after: Cursor | None = None
+        self,
+        query: Query,
+        flt: PaperFilter,
+        *,
+        limit: int = 20,
+        after: Cursor | None = None,
+        require_all: bool = False,
     ) -> list[KeywordHit]:
-        if not match.strip():
+        match = compile_match(query, require_all=require_all)
+        if match is None:
             return []
-        w = ", ".join(str(x) for x in BM25_WEIGHTS)
-        score = sa.literal_column(f"-bm25(papers_fts, {w})")
+        score = sa.literal_column(f"-{bm25_expression()}")
         q = (
             sa.select(papers.c.pk, papers.c.id, score.label("score"))
             .select_from(fts.join(papers, papers.c.pk == fts.c.rowid))

@@ -86,7 +86,7 @@ def upgrade() -> None:
         # Keyword index: FTS5 with its own copy of the text, kept in step by storage code.
         op.execute(
             "CREATE VIRTUAL TABLE papers_fts USING fts5("
-            "title, abstract, authors, tokenize='porter unicode61 remove_diacritics 2')"
+            "title, abstract, authors, tokenize = 'porter unicode61 remove_diacritics 2')"
         )
 
 
