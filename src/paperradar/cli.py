@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from typer.core import TyperGroup
 
 from paperradar.config import load_settings
 from paperradar.engine import Engine, make_engine
@@ -26,7 +27,23 @@ from paperradar.model import paper_to_dict
 from paperradar.search.service import MODES, SearchResult
 from paperradar.sources import Batch
 
+out = Console(highlight=False, soft_wrap=True, markup=False)
+err = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
+
+
+class _Group(TyperGroup):
+    """Prints our errors as one line on stderr (exit 2) instead of a traceback."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except PaperradarError as exc:
+            err.print(f"error: {exc}")
+            raise typer.Exit(2) from exc
+
+
 app = typer.Typer(
+    cls=_Group,
     name="paperradar",
     help="Self-hosted research-paper discovery: ingest, search, trending, daily digests.",
     no_args_is_help=True,
@@ -37,9 +54,6 @@ ingest_app = typer.Typer(help="Ingest papers from a source.", no_args_is_help=Tr
 bench_app = typer.Typer(help="Measure quality and speed.", no_args_is_help=True)
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(bench_app, name="bench")
-
-out = Console(highlight=False, soft_wrap=True, markup=False)
-err = Console(stderr=True, highlight=False, markup=False)
 
 
 class State:
@@ -248,7 +262,7 @@ def export(
     if fmt not in FORMATS:
         raise PaperradarError(f"unknown --format {fmt!r}: use one of {', '.join(FORMATS)}")
     with engine() as eng:
-        chunks = eng.export(fmt)  # type: ignore[arg-type]
+        chunks = eng.export(fmt)
         if output is None:
             for chunk in chunks:
                 sys.stdout.write(chunk)
@@ -265,7 +279,7 @@ def sources(as_json: JsonOpt = False) -> None:
     """Per source: last run, watermark, papers seen/new/updated, last error."""
     with engine() as eng:
         states = eng.sources()
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "source": s.source,
             "last_run": s.last_run.isoformat() if s.last_run else None,
@@ -361,8 +375,4 @@ def demo(
 
 
 def main() -> None:
-    try:
-        app()
-    except PaperradarError as exc:
-        err.print(f"error: {exc}")
-        sys.exit(2)
+    app()

@@ -7,6 +7,7 @@ available, semantic/hybrid fall back to keyword and say so in ``notice``.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -158,7 +159,7 @@ def _listing(
     if compiled.match is not None:
         # Date order over keyword matches: every term required, then newest first.
         hits = storage.keyword_search(query, flt, limit=MAX_FUSED, require_all=True)
-        flt = PaperFilter(**{**_as_kwargs(flt), "ids": [h.id for h in hits] or ["-"]})
+        flt = dataclasses.replace(flt, ids=[h.id for h in hits] or ["-"])
     rows = storage.list_papers(flt, sort="published", limit=limit + 1, after=after)
     more = len(rows) > limit
     rows = rows[:limit]
@@ -170,10 +171,6 @@ def _listing(
         parsed=query,
         next_cursor=rows[-1][1].encode() if more and rows else None,
     )
-
-
-def _as_kwargs(flt: PaperFilter) -> dict[str, object]:
-    return {name: getattr(flt, name) for name in flt.__slots__}  # type: ignore[attr-defined]
 
 
 def _keyword(

@@ -95,7 +95,7 @@ class SqliteStorage(SqlStorage):
         match = compile_match(query, require_all=require_all)
         if match is None:
             return []
-        score = sa.literal_column(f"-{bm25_expression()}")
+        score: sa.ColumnElement[float] = sa.literal_column(f"-{bm25_expression()}")
         q = (
             sa.select(papers.c.pk, papers.c.id, score.label("score"))
             .select_from(fts.join(papers, papers.c.pk == fts.c.rowid))
