@@ -19,7 +19,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from paperradar.config import load_settings
-from paperradar.engine import Engine, make_engine
+from paperradar.engine import Engine, bench_ir, make_engine
 from paperradar.errors import PaperradarError
 from paperradar.export import FORMATS
 from paperradar.ingest import IngestReport
@@ -372,6 +372,24 @@ def demo(
         )
     if not no_serve:
         _serve(host, port)
+
+
+@bench_app.command("ir")
+def bench_ir_cmd(
+    folder: Annotated[Path, typer.Argument(help="A BEIR folder: corpus.jsonl, queries.jsonl, qrels/")],
+    split: Annotated[str, typer.Option(help="test | train | dev")] = "test",
+    mode: Annotated[str, typer.Option(help="keyword | semantic | hybrid")] = "keyword",
+    as_json: JsonOpt = False,
+) -> None:
+    """Retrieval quality (nDCG@10, Recall@100, MRR@10) and speed on a BEIR benchmark."""
+    if mode not in MODES:
+        raise PaperradarError(f"unknown --mode {mode!r}: use one of {', '.join(MODES)}")
+    result = bench_ir(folder, split=split, mode=mode)  # type: ignore[arg-type]
+    if as_json:
+        _print_json(result)
+        return
+    for k, v in result.items():
+        out.print(f"{k:>14}: {v}")
 
 
 def main() -> None:

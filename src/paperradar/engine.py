@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import tempfile
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from importlib import resources
@@ -14,6 +16,8 @@ from paperradar.errors import InvalidId, NotFound, SourceError
 from paperradar.export import ExportFormat, export_papers
 from paperradar.ingest import IngestReport, ingest_batches
 from paperradar.model import Paper, ParseProblem, parse_paper_id, title_key
+from paperradar.search.beir import load_beir
+from paperradar.search.metrics import mean, mrr_at_k, ndcg_at_k, recall_at_k
 from paperradar.search.service import Hit, Mode, SearchResult, Sort, search_papers
 from paperradar.search.similar import similar_by_keywords
 from paperradar.sources import Batch, records_to_batches
@@ -22,7 +26,7 @@ from paperradar.sources.pages import parse_page_dump
 from paperradar.storage import Cursor, PaperFilter, SourceState, Storage, open_storage
 from paperradar.storage.base import SortKey
 
-__all__ = ["Engine", "make_engine"]
+__all__ = ["Engine", "bench_ir", "make_engine"]
 
 OnBatch = Callable[[Batch, IngestReport], None]
 Window = Literal["day", "week", "month"]
@@ -144,6 +148,7 @@ class Engine:
         sort: Sort = "relevance",
         limit: int = 20,
         cursor: str | None = None,
+        syntax: bool = True,
     ) -> SearchResult:
         chosen: Any = mode or self.settings.search_mode
         return search_papers(
@@ -197,6 +202,61 @@ class Engine:
             return self.storage.get_paper(title_key(title))
         except InvalidId:
             return None
+
+
+def bench_ir(
+    folder: Path,
+    *,
+    split: str = "test",
+    mode: Mode = "keyword",
+    settings: Settings | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Load a BEIR folder into a temporary store, run every query of ``split`` and score it.
+
+    Returns nDCG@10, Recall@100, MRR@10, queries/s (query time only) and the indexing and
+    embedding times, which are reported separately.
+    """
+    data = load_beir(folder, split)
+    if not data.queries:
+        raise SourceError(f"no judged queries in split {split!r}", location=str(folder))
+    with tempfile.TemporaryDirectory(prefix="paperradar-bench-") as tmp:
+        eng = make_engine(f"sqlite:///{tmp}/bench.db", settings=settings)
+        try:
+            started = time.perf_counter()
+            eng.ingest(records_to_batches("beir", data.papers()))
+            index_s = time.perf_counter() - started
+            embed_s = 0.0
+            if mode != "keyword":
+                started = time.perf_counter()
+                eng.embed(progress=progress)
+                embed_s = time.perf_counter() - started
+            ndcg, recall, mrr = [], [], []
+            started = time.perf_counter()
+            for i, (qid, text) in enumerate(data.queries.items()):
+                result = eng.search(text, mode=mode, limit=100, syntax=False)
+                ranked = [h.paper.id for h in result.hits]
+                rels = data.qrels[qid]
+                ndcg.append(ndcg_at_k(ranked, rels, 10))
+                recall.append(recall_at_k(ranked, rels, 100))
+                mrr.append(mrr_at_k(ranked, rels, 10))
+                if progress is not None:
+                    progress("queries", i + 1, len(data.queries))
+            query_s = time.perf_counter() - started
+        finally:
+            eng.close()
+    n = len(data.queries)
+    return {
+        "ndcg@10": round(mean(ndcg), 4),
+        "recall@100": round(mean(recall), 4),
+        "mrr@10": round(mean(mrr), 4),
+        "qps": round(n / query_s, 1) if query_s else None,
+        "queries": n,
+        "mode": mode,
+        "split": split,
+        "index_seconds": round(index_s, 2),
+        "embed_seconds": round(embed_s, 2),
+    }
 
 
 def _read(path: Path, source: str) -> bytes | ParseProblem:

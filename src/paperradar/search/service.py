@@ -34,6 +34,7 @@ Sort = Literal["relevance", "date"]
 MODES: tuple[Mode, ...] = ("keyword", "semantic", "hybrid")
 FUSION_DEPTH = 100  # candidates taken from each retriever before fusion
 MAX_FUSED = 1000
+MAX_PLAIN_TERMS = 64
 
 # (query text, filter, k) -> [(pk, similarity)], best first; None when no vectors are available.
 VectorSearch = Callable[[str, PaperFilter, int], list[tuple[int, float]]]
@@ -111,13 +112,16 @@ def search_papers(
     vector_search: VectorSearch | None = None,
     fuse: Fuse | None = None,
     now: datetime | None = None,
+    syntax: bool = True,
 ) -> SearchResult:
+    """Search ``text``. With ``syntax=False`` the text is plain words (no operators): for
+    benchmarks and "more like this" over free text."""
     started = time.perf_counter()
     if mode not in MODES:
         raise InvalidQuery(f"unknown search mode {mode!r}: use one of {', '.join(MODES)}")
     if not 1 <= limit <= 200:
         raise InvalidQuery("limit must be between 1 and 200")
-    query = parse_query(text)
+    query = parse_query(text) if syntax else Query(terms=tuple(text.split()[:MAX_PLAIN_TERMS]))
     compiled = compile_query(query, now or datetime.now(UTC))
     flt = filter_for(query, compiled)
     notice = "the query was too long and was shortened" if query.truncated else None

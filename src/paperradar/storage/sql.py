@@ -227,7 +227,9 @@ class SqlStorage:
             self._fts_delete(conn, old_pks)
             for chunk in _chunks(old_pks):
                 conn.execute(sa.delete(paper_versions).where(paper_versions.c.paper_pk.in_(chunk)))
-            cols = {c: sa.bindparam(c) for c in rows[0] if c not in ("id", "first_seen")}
+            cols: dict[str, Any] = {
+                c: sa.bindparam(c) for c in rows[0] if c not in ("id", "first_seen")
+            }
             conn.execute(
                 sa.update(papers).where(papers.c.pk == sa.bindparam("_pk")).values(cols),
                 old_rows,
