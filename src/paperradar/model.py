@@ -20,8 +20,8 @@ __all__ = [
     "Author",
     "IdKind",
     "Paper",
-    "PaperId",
     "ParseProblem",
+    "PaperId",
     "Version",
     "canonical_id",
     "normalize_text",
@@ -34,9 +34,7 @@ IdKind = Literal["arxiv", "doi", "title"]
 # New-style arXiv ids: YYMM.NNNN (2007-2014) or YYMM.NNNNN (2015-), optional vN.
 _NEW_ID = re.compile(r"(?P<id>\d{4}\.\d{4,5})(?:v(?P<v>\d+))?")
 # Old-style: archive[.SUBJ]/YYMMNNN, optional vN. Archives are lower-case letters and dashes.
-_OLD_ID = re.compile(
-    r"(?P<arch>[a-zA-Z][a-zA-Z\-]*)(?:\.(?P<subj>[A-Za-z]{2}))?/(?P<num>\d{7})(?:v(?P<v>\d+))?"
-)
+_OLD_ID = re.compile(r"(?P<arch>[a-zA-Z][a-zA-Z\-]*)(?:\.(?P<subj>[A-Za-z]{2}))?/(?P<num>\d{7})(?:v(?P<v>\d+))?")
 _ARXIV_URL = re.compile(
     r"^(?:https?://)?(?:www\.|export\.)?arxiv\.org/(?:abs|pdf|html|format|ps)/(?P<rest>.+?)"
     r"(?:\.pdf)?/?(?:[?#].*)?$",
