@@ -22,6 +22,16 @@ from paperradar.config import load_settings
 from paperradar.engine import Engine, bench_ir, make_engine
 from paperradar.errors import PaperradarError
 from paperradar.export import FORMATS
+from paperradar.harvest import (
+    HarvestPlan,
+    arxiv_plan,
+    enrich_plan,
+    file_plan,
+    hf_plan,
+    oai_plan,
+    rss_plan,
+    snapshot_plan,
+)
 from paperradar.ingest import IngestReport
 from paperradar.model import paper_to_dict
 from paperradar.search.service import MODES, SearchResult
@@ -116,6 +126,7 @@ def _report(report: IngestReport, as_json: bool) -> None:
         out.print(
             f"read {report.read:,}  new {report.new:,}  updated {report.updated:,}  "
             f"unchanged {report.unchanged:,}  rejected {report.rejected:,}"
+            + (f"  skipped {report.skipped:,}" if report.skipped else "")
         )
         for p in report.problems[:50]:
             err.print(f"rejected: {p}")
@@ -147,6 +158,142 @@ def ingest_jsonl(
     with engine() as eng, _progress("jsonl") as cb:
         report = eng.ingest_jsonl(file, on_batch=cb)
     _report(report, as_json)
+
+
+FileOpt = Annotated[
+    Path | None,
+    typer.Option("--file", help="Import a saved response file instead of fetching (offline)."),
+]
+
+
+def _harvest(plan: HarvestPlan, label: str, as_json: bool) -> None:
+    with engine() as eng, _progress(label) as cb:
+        report = eng.harvest(plan, on_batch=cb)
+    _report(report, as_json)
+
+
+@ingest_app.command("arxiv")
+def ingest_arxiv(
+    query: Annotated[
+        str | None,
+        typer.Option(
+            "--query", "-q", help="arXiv API search_query, e.g. 'cat:cs.LG AND ti:diffusion'."
+        ),
+    ] = None,
+    ids: Annotated[
+        list[str] | None, typer.Option("--ids", help="arXiv ids (repeat or comma-separate).")
+    ] = None,
+    max_results: Annotated[int | None, typer.Option("--max-results", min=1)] = None,
+    file: FileOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """arXiv API (Atom): a search query or an id list, paged politely (3 s between requests)."""
+    if file is not None:
+        return _harvest(file_plan("arxiv_api", file), "arxiv", as_json)
+    id_list = [i.strip() for raw in ids or [] for i in raw.split(",") if i.strip()]
+    if not query and not id_list:
+        raise PaperradarError("give --query, --ids or --file")
+    _harvest(
+        arxiv_plan(load_settings(), query=query, ids=id_list, max_results=max_results),
+        "arxiv",
+        as_json,
+    )
+
+
+@ingest_app.command("oai")
+def ingest_oai(
+    set_spec: Annotated[
+        str | None, typer.Option("--set", help="OAI set, e.g. cs or physics:hep-th.")
+    ] = None,
+    from_date: Annotated[
+        str | None, typer.Option("--from", help="YYYY-MM-DD (default: the last watermark).")
+    ] = None,
+    until: Annotated[str | None, typer.Option("--until", help="YYYY-MM-DD")] = None,
+    metadata_prefix: Annotated[
+        str, typer.Option("--prefix", help="arXiv | arXivRaw | oai_dc")
+    ] = "arXiv",
+    file: FileOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """arXiv OAI-PMH ListRecords, incremental from the stored watermark, resumable."""
+    if file is not None:
+        return _harvest(file_plan("arxiv_oai", file), "oai", as_json)
+    plan = oai_plan(
+        load_settings(),
+        set_spec=set_spec,
+        from_date=from_date,
+        until=until,
+        metadata_prefix=metadata_prefix,
+    )
+    _harvest(plan, "oai", as_json)
+
+
+@ingest_app.command("rss")
+def ingest_rss(
+    categories: Annotated[
+        str | None, typer.Argument(help="Categories joined by +, e.g. cs.LG+stat.ML")
+    ] = None,
+    file: FileOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """arXiv RSS/Atom new-submission feeds (new / cross / replace announcements)."""
+    if file is not None:
+        return _harvest(file_plan("arxiv_rss", file), "rss", as_json)
+    if not categories:
+        raise PaperradarError("give categories (e.g. cs.LG+stat.ML) or --file")
+    _harvest(rss_plan(load_settings(), categories), "rss", as_json)
+
+
+@ingest_app.command("hf-daily")
+def ingest_hf_daily(
+    date: Annotated[str | None, typer.Option("--date", help="YYYY-MM-DD (default: today).")] = None,
+    since: Annotated[str | None, typer.Option("--from", help="First day of a range.")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="Last day of a range.")] = None,
+    file: FileOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Hugging Face daily papers: upvotes, comments, GitHub stars, project pages."""
+    if file is not None:
+        return _harvest(file_plan("hf_daily", file), "hf-daily", as_json)
+    _harvest(hf_plan(load_settings(), date=date, since=since, until=until), "hf-daily", as_json)
+
+
+@ingest_app.command("snapshot")
+def ingest_snapshot(
+    file: Annotated[Path, typer.Argument(help="arxiv-metadata-oai-snapshot.json (.gz/.zip too).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """The bulk arXiv metadata snapshot (JSON lines), streamed in constant memory, resumable."""
+    if not file.is_file():
+        raise PaperradarError(f"{file}: no such file")
+    _harvest(snapshot_plan(file), "snapshot", as_json)
+
+
+@ingest_app.command("bibtex")
+def ingest_bibtex(
+    file: Annotated[Path, typer.Argument(help="A .bib export (BibTeX, BibLaTeX, Zotero).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """A BibTeX/BibLaTeX/Zotero library; entries without ids are kept under a title key."""
+    _harvest(file_plan("bibtex", file), "bibtex", as_json)
+
+
+@app.command()
+def enrich(
+    service: Annotated[str, typer.Option(help="semantic_scholar | openalex")] = "semantic_scholar",
+    limit: Annotated[int | None, typer.Option(min=1, help="At most this many papers.")] = None,
+    refresh: Annotated[bool, typer.Option(help="Also papers that already have counts.")] = False,
+    file: FileOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Citation counts from Semantic Scholar or OpenAlex, batched and rate-limited."""
+    if service not in ("semantic_scholar", "openalex"):
+        raise PaperradarError("--service must be semantic_scholar or openalex")
+    if file is not None:
+        return _harvest(file_plan(service, file), "enrich", as_json)
+    with engine() as eng:
+        ids = eng.enrich_ids(limit=limit, refresh=refresh)
+    _harvest(enrich_plan(load_settings(), service, ids), "enrich", as_json)
 
 
 @app.command()
@@ -310,7 +457,7 @@ def sources(as_json: JsonOpt = False) -> None:
     for r in rows:
         table.add_row(
             r["source"],
-            r["last_run"] or "-",
+            (r["last_run"] or "-")[:19],
             str(r["seen"]),
             str(r["new"]),
             str(r["updated"]),
@@ -376,7 +523,9 @@ def demo(
 
 @bench_app.command("ir")
 def bench_ir_cmd(
-    folder: Annotated[Path, typer.Argument(help="A BEIR folder: corpus.jsonl, queries.jsonl, qrels/")],
+    folder: Annotated[
+        Path, typer.Argument(help="A BEIR folder: corpus.jsonl, queries.jsonl, qrels/")
+    ],
     split: Annotated[str, typer.Option(help="test | train | dev")] = "test",
     mode: Annotated[str, typer.Option(help="keyword | semantic | hybrid")] = "keyword",
     as_json: JsonOpt = False,

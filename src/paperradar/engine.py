@@ -14,6 +14,7 @@ from typing import Any, Literal
 from paperradar.config import Settings, load_settings
 from paperradar.errors import InvalidId, NotFound, SourceError
 from paperradar.export import ExportFormat, export_papers
+from paperradar.harvest import HarvestPlan
 from paperradar.ingest import IngestReport, ingest_batches
 from paperradar.model import Paper, ParseProblem, parse_paper_id, title_key
 from paperradar.search.beir import load_beir
@@ -63,6 +64,34 @@ class Engine:
     ) -> IngestReport:
         """Store batches of records from any source (papers + checkpoint per transaction)."""
         return ingest_batches(self.storage, batches, state_key=state_key, on_batch=on_batch)
+
+    def harvest(self, plan: HarvestPlan, *, on_batch: OnBatch | None = None) -> IngestReport:
+        """Run a source from its stored checkpoint. Every batch is stored with its checkpoint as
+        it arrives; on a network error what was stored stays and a re-run resumes after it."""
+        state = self.storage.source_state(plan.state_key)
+        total = IngestReport()
+        try:
+            for batch in plan.batches(state.checkpoint if state and state.checkpoint else None):
+                total.add(self.ingest([batch], state_key=plan.state_key, on_batch=on_batch))
+        except SourceError as exc:
+            self.storage.record_source_error(plan.state_key, str(exc))
+            kept = total.new + total.updated
+            raise SourceError(
+                f"{exc} ({kept} new or updated papers were stored before the error; "
+                "run the same command again to resume)"
+            ) from exc
+        self.storage.record_source_error(plan.state_key, None)
+        return total
+
+    def enrich_ids(self, *, limit: int | None = None, refresh: bool = False) -> list[str]:
+        """arXiv ids/DOIs of papers to enrich with citation counts (those without, unless refresh)."""
+        out: list[str] = []
+        for p in self.storage.iter_papers():
+            if (refresh or p.citations is None) and (p.arxiv_id or p.doi):
+                out.append(f"arXiv:{p.arxiv_id}" if p.arxiv_id else f"doi:{p.doi}")
+                if limit is not None and len(out) >= limit:
+                    break
+        return out
 
     def _ingest_file_records(
         self,

@@ -32,6 +32,7 @@ class SourceError(PaperradarError):
     def __init__(self, message: str, *, source: str = "", location: str = "") -> None:
         self.source = source
         self.location = location
+        self.reason = message
         prefix = ": ".join(p for p in (source, location) if p)
         super().__init__(f"{prefix}: {message}" if prefix else message)
 

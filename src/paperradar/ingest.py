@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 from paperradar.model import Author, Paper, ParseProblem, title_key
 from paperradar.sources import Batch
+from paperradar.sources.arxiv_oai import deleted_id
+from paperradar.sources.enrich import not_found_id
 from paperradar.storage import Storage
 
 __all__ = ["IngestReport", "ingest_batches", "merge_papers"]
@@ -28,6 +30,7 @@ class IngestReport:
     updated: int = 0
     unchanged: int = 0
     rejected: int = 0
+    skipped: int = 0  # records that are no papers by design: deleted upstream, not found
     problems: list[ParseProblem] = field(default_factory=list)
 
     def add(self, other: IngestReport) -> None:
@@ -36,6 +39,7 @@ class IngestReport:
         self.updated += other.updated
         self.unchanged += other.unchanged
         self.rejected += other.rejected
+        self.skipped += other.skipped
         room = MAX_PROBLEMS_KEPT - len(self.problems)
         self.problems.extend(other.problems[: max(room, 0)])
 
@@ -46,6 +50,7 @@ class IngestReport:
             "updated": self.updated,
             "unchanged": self.unchanged,
             "rejected": self.rejected,
+            "skipped": self.skipped,
             "problems": [str(p) for p in self.problems],
         }
 
@@ -172,8 +177,11 @@ def _ingest_batch(storage: Storage, batch: Batch, state_key: str) -> IngestRepor
     for rec in batch.records:
         report.read += 1
         if isinstance(rec, ParseProblem):
-            report.rejected += 1
-            report.problems.append(rec)
+            if deleted_id(rec) is not None or not_found_id(rec) is not None:
+                report.skipped += 1
+            else:
+                report.rejected += 1
+                report.problems.append(rec)
         else:
             incoming.append(rec)
     stored = {p.id: p for p in storage.find_related(incoming)} if incoming else {}

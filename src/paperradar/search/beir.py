@@ -36,7 +36,9 @@ class BeirSet:
                         sources=["beir"],
                     )
                 except (ValueError, KeyError) as exc:
-                    raise SourceError(f"bad corpus line: {exc}", location=f"{self.corpus_path}:{n}") from exc
+                    raise SourceError(
+                        f"bad corpus line: {exc}", location=f"{self.corpus_path}:{n}"
+                    ) from exc
 
 
 def load_beir(folder: Path, split: str) -> BeirSet:
