@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from paperradar.errors import ConfigError
-from paperradar.storage.base import Cursor, KeywordHit, PaperFilter, SourceState, Storage
+from paperradar.storage.base import Cursor, Job, KeywordHit, PaperFilter, SourceState, Storage
 
-__all__ = ["Cursor", "KeywordHit", "PaperFilter", "SourceState", "Storage", "open_storage"]
+__all__ = ["Cursor", "Job", "KeywordHit", "PaperFilter", "SourceState", "Storage", "open_storage"]
 
 
 def open_storage(url: str) -> Storage:
@@ -16,7 +16,7 @@ def open_storage(url: str) -> Storage:
         return SqliteStorage(url)
     if url.startswith(("postgresql", "postgres")):
         try:
-            from paperradar.storage.postgres import PostgresStorage  # type: ignore[import-not-found]
+            from paperradar.storage.postgres import PostgresStorage
         except ImportError as exc:
             raise ConfigError(f"PostgreSQL support is not installed: {exc}") from exc
         storage: Storage = PostgresStorage(url)

@@ -15,6 +15,7 @@ from paperradar.querylang import Query
 
 __all__ = [
     "Cursor",
+    "Job",
     "KeywordHit",
     "PaperFilter",
     "SortKey",
@@ -100,6 +101,19 @@ class SourceState:
     rejected: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A claimed unit of work. ``attempts`` counts this claim (1 on the first run)."""
+
+    id: int
+    kind: str
+    payload: dict[str, Any]
+    key: str | None
+    attempts: int
+    max_attempts: int
+    locked_until: datetime
+
+
 @runtime_checkable
 class Storage(Protocol):
     """What the rest of paperradar needs from a database. SQL never leaves ``storage/``."""
@@ -147,6 +161,12 @@ class Storage(Protocol):
 
     def iter_papers(self, batch_size: int = 1000) -> Iterator[Paper]: ...
 
+    def papers_after(self, pk: int, limit: int = 1000) -> list[tuple[int, Paper]]:
+        """Up to ``limit`` papers with a pk greater than ``pk``, in pk order (copying, paging)."""
+        ...
+
+    def ids_for_pks(self, pks: Sequence[int]) -> dict[int, str]: ...
+
     def keyword_search(
         self,
         query: Query,
@@ -172,6 +192,10 @@ class Storage(Protocol):
 
     def record_source_error(self, source: str, error: str | None) -> None: ...
 
+    def restore_source_states(self, states: Sequence[SourceState]) -> None:
+        """Write ``states`` as they are (replacing rows of the same source): for copying."""
+        ...
+
     # embeddings
     def embedding_backlog(self, model: str, limit: int) -> list[tuple[int, str, str]]:
         """Up to ``limit`` papers (pk, content hash, text) whose stored vector for ``model`` is
@@ -185,3 +209,60 @@ class Storage(Protocol):
     ) -> Iterator[list[tuple[int, bytes]]]: ...
 
     def count_embeddings(self, model: str) -> int: ...
+
+    def embedding_models(self) -> list[str]: ...
+
+    def nearest_embeddings(
+        self, model: str, vector: bytes, limit: int, flt: PaperFilter | None = None
+    ) -> list[tuple[int, float]]:
+        """The ``limit`` papers whose ``model`` vectors are nearest ``vector`` (float32 bytes) by
+        cosine, as (pk, cosine similarity), best first. Exact on SQLite; pgvector HNSW
+        (approximate) on PostgreSQL when the extension is installed."""
+        ...
+
+    # work distribution
+    def enqueue(
+        self,
+        kind: str,
+        payload: dict[str, Any] | None = None,
+        *,
+        key: str | None = None,
+        run_after: datetime | None = None,
+        max_attempts: int = 5,
+    ) -> int:
+        """Queue a job and return its id. With ``key``, at most one job per key is pending
+        (queued or running): enqueueing it again returns the pending job's id."""
+        ...
+
+    def claim(
+        self, kinds: Sequence[str], worker_id: str, lease: float, *, limit: int = 1
+    ) -> list[Job]:
+        """Take up to ``limit`` due jobs of ``kinds`` for ``lease`` seconds. No two workers ever
+        hold the same job; a job whose lease ran out (its worker died) is claimable again."""
+        ...
+
+    def extend_lease(self, job_id: int, worker_id: str, lease: float) -> bool:
+        """Keep holding a job ``lease`` more seconds; False when the lease was lost."""
+        ...
+
+    def complete(self, job_id: int, worker_id: str) -> bool:
+        """Mark a job done; False (and nothing changes) when ``worker_id`` no longer holds it."""
+        ...
+
+    def fail(self, job_id: int, worker_id: str, error: str, *, backoff: float = 30.0) -> bool:
+        """Give a job back after an error: retried after ``backoff`` × 2^(attempts-1) seconds,
+        or failed for good after ``max_attempts``. False when ``worker_id`` no longer holds it."""
+        ...
+
+    def job_counts(self) -> dict[str, int]:
+        """Jobs per state (queued, running, done, failed), for monitoring."""
+        ...
+
+    def purge_jobs(self, finished_before: datetime) -> int:
+        """Delete done and failed jobs finished before a time; the number deleted."""
+        ...
+
+    def claim_schedule(self, name: str, now: datetime, next_run: datetime, worker_id: str) -> bool:
+        """True for exactly one caller when schedule ``name`` is due at ``now`` (a schedule seen
+        for the first time is due); that caller's ``next_run`` becomes the next due time."""
+        ...

@@ -75,3 +75,30 @@ embeddings = sa.Table(
     sa.Column("content_hash", sa.String, nullable=False),
     sa.Column("vector", sa.LargeBinary, nullable=False),  # float32 little-endian
 )
+
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String, nullable=False),
+    sa.Column("key", sa.String),  # dedupe: one pending (queued/running) job per key
+    sa.Column("payload", sa.Text, nullable=False, server_default="{}"),  # JSON
+    sa.Column("state", sa.String, nullable=False, server_default="queued"),
+    sa.Column("run_after", sa.DateTime, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("max_attempts", sa.Integer, nullable=False, server_default="5"),
+    sa.Column("locked_by", sa.String),
+    sa.Column("locked_until", sa.DateTime),
+    sa.Column("last_error", sa.Text),
+    sa.Column("created", sa.DateTime, nullable=False),
+    sa.Column("finished", sa.DateTime),
+)
+
+schedules = sa.Table(
+    "schedules",
+    metadata,
+    sa.Column("name", sa.String, primary_key=True),
+    sa.Column("next_run", sa.DateTime, nullable=False),
+    sa.Column("last_run", sa.DateTime),
+    sa.Column("last_worker", sa.String),
+)

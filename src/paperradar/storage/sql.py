@@ -5,10 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
@@ -16,8 +18,15 @@ from alembic.config import Config
 from paperradar.errors import StorageError
 from paperradar.model import Author, Paper, Version, title_key
 from paperradar.querylang import Query
-from paperradar.storage.base import Cursor, KeywordHit, PaperFilter, SortKey, SourceState
-from paperradar.storage.schema import embeddings, paper_versions, papers, source_state
+from paperradar.storage.base import Cursor, Job, KeywordHit, PaperFilter, SortKey, SourceState
+from paperradar.storage.schema import (
+    embeddings,
+    jobs,
+    paper_versions,
+    papers,
+    schedules,
+    source_state,
+)
 
 __all__ = ["SqlStorage", "content_hash", "paper_text"]
 
@@ -40,6 +49,10 @@ def _naive_utc(dt: datetime | None) -> datetime | None:
     if dt.tzinfo is not None:
         dt = dt.astimezone(UTC).replace(tzinfo=None)
     return dt
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def _aware(dt: datetime | None) -> datetime | None:
@@ -132,6 +145,32 @@ class SqlStorage:
     def close(self) -> None:
         self.engine.dispose()
 
+    @contextmanager
+    def _write_txn(self) -> Iterator[sa.Connection]:
+        """A transaction that holds the write lock from its first statement (SQLite overrides
+        this with BEGIN IMMEDIATE; PostgreSQL locks rows, so a plain transaction is enough)."""
+        with self.engine.begin() as conn:
+            yield conn
+
+    def _insert_ignoring_conflicts(
+        self,
+        table: sa.Table,
+        index_elements: list[str],
+        index_where: sa.ColumnElement[bool] | None = None,
+    ) -> Any:
+        """``INSERT … ON CONFLICT (index_elements) [WHERE …] DO NOTHING`` for this dialect."""
+        if self.engine.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            return pg_insert(table).on_conflict_do_nothing(
+                index_elements=index_elements, index_where=index_where
+            )
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table).on_conflict_do_nothing(
+            index_elements=index_elements, index_where=index_where
+        )
+
     # -- full-text hooks -------------------------------------------------------------------------
     def _fts_delete(self, conn: sa.Connection, pks: Sequence[int]) -> None:
         raise NotImplementedError
@@ -221,7 +260,14 @@ class SqlStorage:
             existing.update({r.id: r.pk for r in conn.execute(q)})
         rows = [paper_to_row(p, now) for p in upserts]
         new_rows = [r for r in rows if r["id"] not in existing]
-        old_rows = [r | {"_pk": existing[r["id"]]} for r in rows if r["id"] in existing]
+        # Keys of an UPDATE's parameters that name columns are SET too: leave id and first_seen
+        # out so that an upsert never moves the paper's first sighting.
+        old_rows = [
+            {k: v for k, v in r.items() if k not in ("id", "first_seen")}
+            | {"_pk": existing[r["id"]]}
+            for r in rows
+            if r["id"] in existing
+        ]
         if old_rows:
             old_pks = [r["_pk"] for r in old_rows]
             self._fts_delete(conn, old_pks)
@@ -394,6 +440,21 @@ class SqlStorage:
                 yield row_to_paper(r, versions.get(r.pk))
             last = rows[-1].pk
 
+    def papers_after(self, pk: int, limit: int = 1000) -> list[tuple[int, Paper]]:
+        with self.engine.connect() as conn:
+            q = sa.select(papers).where(papers.c.pk > pk).order_by(papers.c.pk).limit(limit)
+            rows = list(conn.execute(q))
+            versions = self._versions(conn, [r.pk for r in rows])
+        return [(r.pk, row_to_paper(r, versions.get(r.pk))) for r in rows]
+
+    def ids_for_pks(self, pks: Sequence[int]) -> dict[int, str]:
+        out: dict[int, str] = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(list(pks)):
+                q = sa.select(papers.c.pk, papers.c.id).where(papers.c.pk.in_(chunk))
+                out.update({r.pk: r.id for r in conn.execute(q)})
+        return out
+
     def filter_pks(self, flt: PaperFilter, pks: Sequence[int]) -> set[int]:
         if flt.is_empty():
             return set(pks)
@@ -495,6 +556,30 @@ class SqlStorage:
                 .values(last_error=error)
             )
 
+    def restore_source_states(self, states: Sequence[SourceState]) -> None:
+        if not states:
+            return
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.delete(source_state).where(source_state.c.source.in_([s.source for s in states]))
+            )
+            conn.execute(
+                sa.insert(source_state),
+                [
+                    {
+                        "source": s.source,
+                        "checkpoint": json.dumps(s.checkpoint),
+                        "last_run": _naive_utc(s.last_run),
+                        "last_error": s.last_error,
+                        "seen": s.seen,
+                        "new": s.new,
+                        "updated": s.updated,
+                        "rejected": s.rejected,
+                    }
+                    for s in states
+                ],
+            )
+
     # -- embeddings ------------------------------------------------------------------------------
     def embedding_backlog(self, model: str, limit: int) -> list[tuple[int, str, str]]:
         e = embeddings
@@ -552,3 +637,205 @@ class SqlStorage:
         q = sa.select(sa.func.count()).select_from(embeddings).where(embeddings.c.model == model)
         with self.engine.connect() as conn:
             return int(conn.execute(q).scalar_one())
+
+    def embedding_models(self) -> list[str]:
+        with self.engine.connect() as conn:
+            q = sa.select(embeddings.c.model).distinct().order_by(embeddings.c.model)
+            return [r.model for r in conn.execute(q)]
+
+    def nearest_embeddings(
+        self, model: str, vector: bytes, limit: int, flt: PaperFilter | None = None
+    ) -> list[tuple[int, float]]:
+        """Exact cosine search by a scan of every vector (fine up to ~10^5 papers)."""
+        query = np.frombuffer(vector, dtype="<f4").astype(np.float32)
+        norm = float(np.linalg.norm(query))
+        if norm == 0.0 or limit <= 0:
+            return []
+        query = query / norm
+        best: list[tuple[int, float]] = []
+        for batch in self.iter_embeddings(model):
+            pks = np.fromiter((pk for pk, _ in batch), dtype=np.int64, count=len(batch))
+            mat = np.frombuffer(b"".join(v for _, v in batch), dtype="<f4").reshape(len(batch), -1)
+            if mat.shape[1] != query.shape[0]:
+                raise StorageError(
+                    f"vectors of model {model!r} have {mat.shape[1]} dimensions, the query "
+                    f"{query.shape[0]}: embed the query with the same model"
+                )
+            norms = np.linalg.norm(mat, axis=1)
+            sims = (mat @ query) / np.where(norms == 0, 1.0, norms)
+            if flt is not None and not flt.is_empty():
+                keep = self.filter_pks(flt, pks.tolist())
+                mask = np.fromiter((int(p) in keep for p in pks), dtype=bool, count=len(pks))
+                pks, sims = pks[mask], sims[mask]
+            top = np.argsort(-sims, kind="stable")[:limit]
+            best += [(int(pks[i]), float(sims[i])) for i in top]
+            best.sort(key=lambda t: (-t[1], t[0]))
+            del best[limit:]
+        return best
+
+    # -- work distribution -----------------------------------------------------------------------
+    def enqueue(
+        self,
+        kind: str,
+        payload: dict[str, Any] | None = None,
+        *,
+        key: str | None = None,
+        run_after: datetime | None = None,
+        max_attempts: int = 5,
+    ) -> int:
+        now = _utcnow()
+        values = {
+            "kind": kind,
+            "key": key,
+            "payload": json.dumps(payload or {}, ensure_ascii=False, default=str),
+            "state": "queued",
+            "run_after": _naive_utc(run_after) or now,
+            "attempts": 0,
+            "max_attempts": max_attempts,
+            "created": now,
+        }
+        if key is None:
+            with self.engine.begin() as conn:
+                return int(
+                    conn.execute(sa.insert(jobs).values(values).returning(jobs.c.id)).scalar_one()
+                )
+        pending = jobs.c.state.in_(["queued", "running"])
+        stmt = (
+            self._insert_ignoring_conflicts(jobs, ["key"], pending)
+            .values(values)
+            .returning(jobs.c.id)
+        )
+        for _ in range(5):  # the pending job may finish between the insert and the look-up
+            with self._write_txn() as conn:
+                new_id = conn.execute(stmt).scalar()
+                if new_id is not None:
+                    return int(new_id)
+                old_id = conn.execute(
+                    sa.select(jobs.c.id).where(jobs.c.key == key, pending)
+                ).scalar()
+                if old_id is not None:
+                    return int(old_id)
+        raise StorageError(f"could not enqueue job {kind!r} with key {key!r}: try again")
+
+    def claim(
+        self, kinds: Sequence[str], worker_id: str, lease: float, *, limit: int = 1
+    ) -> list[Job]:
+        if not kinds or limit <= 0:
+            return []
+        now = _utcnow()
+        until = now + timedelta(seconds=lease)
+        j = jobs.c
+        expired = sa.and_(j.state == "running", j.locked_until < now)
+        due = sa.or_(sa.and_(j.state == "queued", j.run_after <= now), expired)
+        pick = (
+            sa.select(j.id)
+            .where(j.kind.in_(list(kinds)), due, j.attempts < j.max_attempts)
+            .order_by(j.run_after, j.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        take = (
+            sa.update(jobs)
+            .where(j.id.in_(pick.scalar_subquery()))
+            .values(
+                state="running",
+                locked_by=worker_id,
+                locked_until=until,
+                attempts=j.attempts + 1,
+            )
+            .returning(j.id, j.kind, j.key, j.payload, j.attempts, j.max_attempts)
+        )
+        with self._write_txn() as conn:
+            # Jobs whose worker died on their last attempt: failed for good, not re-run forever.
+            conn.execute(
+                sa.update(jobs)
+                .where(j.kind.in_(list(kinds)), expired, j.attempts >= j.max_attempts)
+                .values(
+                    state="failed",
+                    finished=now,
+                    locked_by=None,
+                    locked_until=None,
+                    last_error="lease expired on the last attempt (the worker stopped)",
+                )
+            )
+            rows = list(conn.execute(take))
+        aware_until = until.replace(tzinfo=UTC)
+        out = [
+            Job(r.id, r.kind, json.loads(r.payload), r.key, r.attempts, r.max_attempts, aware_until)
+            for r in rows
+        ]
+        return sorted(out, key=lambda job: job.id)
+
+    def _held(self, job_id: int, worker_id: str) -> sa.ColumnElement[bool]:
+        return sa.and_(
+            jobs.c.id == job_id, jobs.c.state == "running", jobs.c.locked_by == worker_id
+        )
+
+    def extend_lease(self, job_id: int, worker_id: str, lease: float) -> bool:
+        now = _utcnow()
+        with self._write_txn() as conn:
+            res = conn.execute(
+                sa.update(jobs)
+                .where(self._held(job_id, worker_id), jobs.c.locked_until >= now)
+                .values(locked_until=now + timedelta(seconds=lease))
+            )
+            return res.rowcount == 1
+
+    def complete(self, job_id: int, worker_id: str) -> bool:
+        with self._write_txn() as conn:
+            res = conn.execute(
+                sa.update(jobs)
+                .where(self._held(job_id, worker_id))
+                .values(state="done", finished=_utcnow(), locked_by=None, locked_until=None)
+            )
+            return res.rowcount == 1
+
+    def fail(self, job_id: int, worker_id: str, error: str, *, backoff: float = 30.0) -> bool:
+        now = _utcnow()
+        with self._write_txn() as conn:
+            row = conn.execute(
+                sa.select(jobs.c.attempts, jobs.c.max_attempts).where(self._held(job_id, worker_id))
+            ).first()
+            if row is None:
+                return False
+            if row.attempts >= row.max_attempts:
+                values: dict[str, Any] = {"state": "failed", "finished": now}
+            else:
+                delay = min(backoff * 2 ** max(row.attempts - 1, 0), 86400.0)
+                values = {"state": "queued", "run_after": now + timedelta(seconds=delay)}
+            res = conn.execute(
+                sa.update(jobs)
+                .where(self._held(job_id, worker_id))
+                .values(values | {"locked_by": None, "locked_until": None, "last_error": error})
+            )
+            return res.rowcount == 1
+
+    def job_counts(self) -> dict[str, int]:
+        out = dict.fromkeys(("queued", "running", "done", "failed"), 0)
+        with self.engine.connect() as conn:
+            q = sa.select(jobs.c.state, sa.func.count()).group_by(jobs.c.state)
+            out.update({r[0]: int(r[1]) for r in conn.execute(q)})
+        return out
+
+    def purge_jobs(self, finished_before: datetime) -> int:
+        with self.engine.begin() as conn:
+            res = conn.execute(
+                sa.delete(jobs).where(
+                    jobs.c.state.in_(["done", "failed"]),
+                    jobs.c.finished < _naive_utc(finished_before),
+                )
+            )
+            return int(res.rowcount)
+
+    def claim_schedule(self, name: str, now: datetime, next_run: datetime, worker_id: str) -> bool:
+        at = _naive_utc(now)
+        with self._write_txn() as conn:
+            conn.execute(
+                self._insert_ignoring_conflicts(schedules, ["name"]).values(name=name, next_run=at)
+            )
+            res = conn.execute(
+                sa.update(schedules)
+                .where(schedules.c.name == name, schedules.c.next_run <= at)
+                .values(next_run=_naive_utc(next_run), last_run=at, last_worker=worker_id)
+            )
+            return res.rowcount == 1

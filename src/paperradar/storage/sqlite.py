@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,19 @@ class SqliteStorage(SqlStorage):
         sa.event.listen(engine, "connect", _on_connect)
         super().__init__(url, engine)
 
+    @contextmanager
+    def _write_txn(self) -> Iterator[sa.Connection]:
+        # BEGIN IMMEDIATE takes the write lock up front: a read-then-write transaction could
+        # otherwise fail with SQLITE_BUSY (stale snapshot) under concurrent writers.
+        with self.engine.connect() as conn:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.rollback()
+                raise
+            conn.commit()
+
     @property
     def path(self) -> Path | None:
         db = sa.make_url(self.url).database
@@ -78,9 +92,7 @@ class SqliteStorage(SqlStorage):
         match = compile_exclusion(query)
         if match is None:
             return sa.true()
-        sub = sa.text("SELECT rowid FROM papers_fts WHERE papers_fts MATCH :xm").bindparams(
-            xm=match
-        )
+        sub = sa.select(fts.c.rowid).where(sa.text("papers_fts MATCH :xm").bindparams(xm=match))
         return papers.c.pk.not_in(sub)
 
     def keyword_search(
