@@ -18,6 +18,7 @@ __all__ = [
     "check_category",
     "check_source",
     "compose_query",
+    "external_url",
     "id_path",
     "paper_url",
     "parse_day",
@@ -99,6 +100,15 @@ def id_path(paper_id: str) -> str:
 def paper_url(paper_id: str) -> str:
     """The page of a paper."""
     return "/paper/" + id_path(paper_id)
+
+
+def external_url(url: str | None) -> str:
+    """``url`` when it is an http(s) link, else "": data from sources never becomes a
+    ``javascript:`` or ``data:`` link."""
+    if not url:
+        return ""
+    scheme = url.split(":", 1)[0].strip().lower() if ":" in url else ""
+    return url if scheme in ("http", "https") else ""
 
 
 def author_url(name: str) -> str:
