@@ -202,3 +202,10 @@ def test_static_assets_are_local(client: TestClient) -> None:
     assert not re.search(r'(src|href)="(https?:)?//', html.split("<main", 1)[0])
     for asset in ("/static/style.css", "/static/app.js", "/static/theme.js", "/static/icon.svg"):
         assert client.get(asset).status_code == 200
+
+
+def test_empty_form_fields_mean_no_filter(client: TestClient) -> None:
+    r = client.get("/search?q=graphs&cat=&source=&since=&year_from=&year_to=&sort=relevance")
+    assert r.status_code == 200 and len(titles(r.text)) == 10
+    bad = client.get("/search", params={"q": "graphs", "year_from": "soon"})
+    assert bad.status_code == 400 and "year_from" in bad.text

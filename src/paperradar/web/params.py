@@ -22,6 +22,7 @@ __all__ = [
     "id_path",
     "paper_url",
     "parse_day",
+    "parse_year",
 ]
 
 View = Literal["day", "week", "month", "latest"]
@@ -58,6 +59,15 @@ def parse_day(value: str | None, field: str = "date") -> date | None:
         return date.fromisoformat(value)
     except ValueError:
         raise BadParameter(field, f"{value[:40]!r} is not a date like 2024-03-15") from None
+
+
+def parse_year(value: str, field: str) -> int | None:
+    value = value.strip()
+    if not value:
+        return None
+    if not value.isdigit():
+        raise BadParameter(field, f"{value[:40]!r} is not a year like 2024")
+    return int(value)
 
 
 def compose_query(
