@@ -199,7 +199,8 @@ def feed(
         html = f"{base}/search?{urlencode({'q': q})}"
     else:
         papers = engine.trending(window=window, limit=FEED_SIZE)
-        key, title = f"trending/{window}", f"paperradar: trending this {window}"
+        when = {"day": "today", "week": "this week", "month": "this month"}[window]
+        key, title = f"trending/{window}", f"paperradar: trending {when}"
         html = f"{base}/trending?window={window}"
     data = Feed(key, title, f"{title} (newest {FEED_SIZE})", html, self_url, papers, base)
     body = rss_xml(data) if fmt == "rss" else atom_xml(data)
