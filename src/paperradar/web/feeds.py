@@ -23,7 +23,7 @@ from fastapi.responses import Response
 from paperradar.model import Paper
 from paperradar.storage.base import PaperFilter
 from paperradar.web.errors import BadParameter
-from paperradar.web.params import check_category, paper_url
+from paperradar.web.params import check_category, external_url, paper_url
 from paperradar.web.render import engine_of
 
 __all__ = ["Feed", "atom_xml", "router", "rss_xml"]
@@ -134,8 +134,8 @@ def atom_xml(feed: Feed) -> bytes:
             type="text/html",
             href=feed.base_url + paper_url(p.id),
         )
-        if p.abs_url:
-            _sub(entry, f"{{{ATOM_NS}}}link", rel="related", href=p.abs_url)
+        if external_url(p.abs_url):
+            _sub(entry, f"{{{ATOM_NS}}}link", rel="related", href=p.abs_url or "")
         for name in p.author_names:
             a = _sub(entry, f"{{{ATOM_NS}}}author")
             _sub(a, f"{{{ATOM_NS}}}name", name)
@@ -199,7 +199,8 @@ def feed(
         html = f"{base}/search?{urlencode({'q': q})}"
     else:
         papers = engine.trending(window=window, limit=FEED_SIZE)
-        key, title = f"trending/{window}", f"paperradar: trending this {window}"
+        when = {"day": "today", "week": "this week", "month": "this month"}[window]
+        key, title = f"trending/{window}", f"paperradar: trending {when}"
         html = f"{base}/trending?window={window}"
     data = Feed(key, title, f"{title} (newest {FEED_SIZE})", html, self_url, papers, base)
     body = rss_xml(data) if fmt == "rss" else atom_xml(data)

@@ -29,6 +29,7 @@ from paperradar.web.params import (
     check_category,
     compose_query,
     parse_day,
+    parse_year,
 )
 from paperradar.web.render import engine_of, newest_day, renderer_of
 from paperradar.web.subscribe import subscribe_with
@@ -151,8 +152,8 @@ def search_page(
     sort: Literal["relevance", "date"] = "relevance",
     cat: str = "",
     source: str = "",
-    year_from: Annotated[int | None, Query(ge=1900, le=2999)] = None,
-    year_to: Annotated[int | None, Query(ge=1900, le=2999)] = None,
+    year_from: str = "",  # str: an empty form field means "no bound"
+    year_to: str = "",
     since: str = "",
     cursor: str | None = None,
 ) -> Response:
@@ -184,7 +185,12 @@ def search_page(
     renderer = renderer_of(request)
     try:
         effective = compose_query(
-            q, cat=cat, source=source, year_from=year_from, year_to=year_to, since=since
+            q,
+            cat=cat,
+            source=source,
+            year_from=parse_year(year_from, "year_from"),
+            year_to=parse_year(year_to, "year_to"),
+            since=since,
         )
         context["effective"] = effective
         if not effective:

@@ -18,9 +18,11 @@ __all__ = [
     "check_category",
     "check_source",
     "compose_query",
+    "external_url",
     "id_path",
     "paper_url",
     "parse_day",
+    "parse_year",
 ]
 
 View = Literal["day", "week", "month", "latest"]
@@ -57,6 +59,15 @@ def parse_day(value: str | None, field: str = "date") -> date | None:
         return date.fromisoformat(value)
     except ValueError:
         raise BadParameter(field, f"{value[:40]!r} is not a date like 2024-03-15") from None
+
+
+def parse_year(value: str, field: str) -> int | None:
+    value = value.strip()
+    if not value:
+        return None
+    if not value.isdigit():
+        raise BadParameter(field, f"{value[:40]!r} is not a year like 2024")
+    return int(value)
 
 
 def compose_query(
@@ -99,6 +110,15 @@ def id_path(paper_id: str) -> str:
 def paper_url(paper_id: str) -> str:
     """The page of a paper."""
     return "/paper/" + id_path(paper_id)
+
+
+def external_url(url: str | None) -> str:
+    """``url`` when it is an http(s) link, else "": data from sources never becomes a
+    ``javascript:`` or ``data:`` link."""
+    if not url:
+        return ""
+    scheme = url.split(":", 1)[0].strip().lower() if ":" in url else ""
+    return url if scheme in ("http", "https") else ""
 
 
 def author_url(name: str) -> str:

@@ -20,7 +20,7 @@ from fastapi.responses import HTMLResponse
 from paperradar.engine import Engine
 from paperradar.storage.base import PaperFilter
 from paperradar.web.highlight import highlight
-from paperradar.web.params import author_url, category_url, id_path, paper_url
+from paperradar.web.params import author_url, category_url, external_url, id_path, paper_url
 
 __all__ = ["STATIC_DIR", "Renderer", "TTLCache", "engine_of", "renderer_of"]
 
@@ -100,7 +100,7 @@ class Renderer:
             static_version=_static_version(),
             base_url=engine.settings.base_url.rstrip("/"),
         )
-        self.env.filters.update(hl=highlight, date=_fmt_date, iso=_iso)
+        self.env.filters.update(hl=highlight, date=_fmt_date, iso=_iso, safe_url=external_url)
 
     def page(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
         html = self.env.get_template(template).render(**context)
