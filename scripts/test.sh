@@ -22,8 +22,9 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && [ "${PAPERRADAR_S
   fi
   if [ -x .ci/postgres.sh ] || [ -f .ci/postgres.sh ]; then
     step "PostgreSQL with pgvector for the contract tests"
-    # shellcheck disable=SC1091
-    source .ci/postgres.sh
+    pg_env=$(bash .ci/postgres.sh)
+    eval "$pg_env"
+    export PAPERRADAR_TEST_POSTGRES_URL
   fi
 fi
 

@@ -533,7 +533,7 @@ def bench_ir_cmd(
     """Retrieval quality (nDCG@10, Recall@100, MRR@10) and speed on a BEIR benchmark."""
     if mode not in MODES:
         raise PaperradarError(f"unknown --mode {mode!r}: use one of {', '.join(MODES)}")
-    result = bench_ir(folder, split=split, mode=mode)  # type: ignore[arg-type]
+    result = bench_ir(folder, split=split, mode=mode)
     if as_json:
         _print_json(result)
         return

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from paperradar.config import Settings, load_settings
-from paperradar.errors import InvalidId, NotFound, SourceError
+from paperradar.errors import InvalidId, NotFound, PaperradarError, SourceError
 from paperradar.export import ExportFormat, export_papers
 from paperradar.harvest import HarvestPlan
 from paperradar.ingest import IngestReport, ingest_batches
@@ -257,9 +257,9 @@ def bench_ir(
             index_s = time.perf_counter() - started
             embed_s = 0.0
             if mode != "keyword":
-                started = time.perf_counter()
-                eng.embed(progress=progress)
-                embed_s = time.perf_counter() - started
+                raise PaperradarError(
+                    f"--mode {mode} needs embeddings, which this version does not build yet"
+                )
             ndcg, recall, mrr = [], [], []
             started = time.perf_counter()
             for i, (qid, text) in enumerate(data.queries.items()):

@@ -7,6 +7,7 @@ normalized title (``title:3f2a…``). Every source maps to this key.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import unicodedata
@@ -128,10 +129,18 @@ def normalize_text(text: str) -> str:
     return " ".join(unicodedata.normalize("NFC", text).split())
 
 
+_NOT_ALNUM = re.compile(r"[\W_]+")
+
+
+@functools.lru_cache(maxsize=1 << 16)
 def title_key(title: str) -> str:
-    """The last-resort key: a hash of the title folded to lower-case ASCII letters and digits."""
-    folded = unicodedata.normalize("NFKD", title.casefold())
-    letters = "".join(ch for ch in folded if ch.isalnum() and not unicodedata.combining(ch))
+    """The last-resort key: a hash of the title folded to lower-case letters and digits
+    (accents dropped, punctuation and spacing ignored)."""
+    folded = title.casefold()
+    if not folded.isascii():
+        decomposed = unicodedata.normalize("NFKD", folded)
+        folded = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    letters = _NOT_ALNUM.sub("", folded)
     if not letters:
         raise InvalidId(f"title has no letters or digits to key on: {title!r}")
     return "title:" + hashlib.sha1(letters.encode()).hexdigest()[:16]
@@ -202,17 +211,19 @@ class Paper:
         cls, *, ids: list[str] | tuple[str, ...] = (), title: str, source: str, **fields: Any
     ) -> Paper:
         """Build a paper whose key is derived from ``ids`` (else the title), tagged with ``source``."""
-        pid = canonical_id(ids=ids, title=title)
-        doi = fields.pop("doi", None)
-        if doi is None:
-            for raw in ids:
+        parsed: list[PaperId] = []
+        for raw in ids:
+            if raw:
                 try:
-                    p = parse_paper_id(raw)
+                    parsed.append(parse_paper_id(raw))
                 except InvalidId:
                     continue
-                if p.kind == "doi":
-                    doi = p.doi
-                    break
+        pid = next((p for p in parsed if p.kind == "arxiv"), None)
+        pid = pid or next((p for p in parsed if p.kind == "doi"), None)
+        pid = pid or PaperId("title", title_key(title))
+        doi = fields.pop("doi", None)
+        if doi is None:
+            doi = next((p.doi for p in parsed if p.kind == "doi"), None)
         return cls(
             id=pid.key,
             title=normalize_text(title),
