@@ -443,21 +443,16 @@ def sources(as_json: JsonOpt = False) -> None:
         _print_json(rows)
         return
     table = Table(box=None, header_style="bold")
-    for col in (
-        "source",
-        "last run",
-        "seen",
-        "new",
-        "updated",
-        "rejected",
-        "watermark",
-        "last error",
-    ):
-        table.add_column(col)
+    table.add_column("source", no_wrap=True)  # names and times are never cut short
+    table.add_column("last run", no_wrap=True)
+    for col in ("seen", "new", "updated", "rejected"):
+        table.add_column(col, justify="right", no_wrap=True)
+    table.add_column("watermark", overflow="fold", min_width=9)
+    table.add_column("last error", overflow="fold", min_width=10)
     for r in rows:
         table.add_row(
             r["source"],
-            (r["last_run"] or "-")[:19],
+            (r["last_run"] or "-")[:16].replace("T", " "),
             str(r["seen"]),
             str(r["new"]),
             str(r["updated"]),

@@ -97,3 +97,38 @@ def test_truncated_file_keeps_the_complete_entries(shared_dir: Path) -> None:
     records = list(parse_page_dump(cut))
     papers = [r for r in records if isinstance(r, Paper)]
     assert 80 < len(papers) < 193
+
+
+def test_a_file_cut_mid_abstract_rejects_that_entry_and_keeps_the_rest(shared_dir: Path) -> None:
+    data = (shared_dir / "seeds" / "001_14390e7cdf2d219c.txt").read_bytes()
+    cut = data[:3000]  # inside the second abstract, mid-sentence, no final newline
+    records = list(parse_page_dump(cut, location="cut.txt"))
+    papers = [r for r in records if isinstance(r, Paper)]
+    problems = [r for r in records if isinstance(r, ParseProblem)]
+    assert len(papers) == 1 and papers[0].abstract.endswith(".")
+    (problem,) = problems
+    last_line = cut.decode().count("\n") + 1
+    assert problem.location == f"cut.txt:{last_line}"
+    assert "truncated" in problem.message and "HESSO" in problem.message
+
+
+def test_a_file_cut_inside_a_utf8_character_is_truncated_not_misencoded() -> None:
+    text = f"First Title\n{ABSTRACT}\nSecond Title\nWe study the caf\u00e9 culture of a city in depth and".encode()
+    records = list(parse_page_dump(text[:-6] + "\u00e9".encode()[:1], location="cut.txt"))
+    assert [r.title for r in records if isinstance(r, Paper)] == ["First Title"]
+    (problem,) = [r for r in records if isinstance(r, ParseProblem)]
+    assert problem.location == "cut.txt:4" and "truncated" in problem.message
+
+
+@pytest.mark.parametrize(
+    "last",
+    [
+        ABSTRACT,  # ends with a full stop
+        "Code and data are available at https://github.com/example/repo",
+        "We show that it works (see the appendix)",
+    ],
+)
+def test_a_whole_last_abstract_without_final_newline_is_kept(last: str) -> None:
+    text = f"First Title\n{ABSTRACT}\nSecond Title\n{last}"
+    records = list(parse_page_dump(text.encode()))
+    assert [r.abstract for r in records if isinstance(r, Paper)] == [ABSTRACT, last]

@@ -16,11 +16,34 @@ SOURCE = "jsonl"
 def parse_jsonl(
     lines: Iterable[bytes], *, location: str = "jsonl"
 ) -> Iterator[Paper | ParseProblem]:
-    """Papers from JSON lines; a bad line is a problem naming its line number, the rest is kept."""
-    for n, raw in enumerate(lines, 1):
+    """Papers from JSON lines; a bad line is a problem naming its line number, the rest is kept.
+
+    An empty file and a binary file are one problem each (not a silent success, not one problem
+    per line of noise)."""
+    any_line = False
+    n = 0
+    it = iter(lines)
+    while True:
+        try:
+            raw = next(it)
+        except StopIteration:
+            break
+        except (OSError, EOFError) as exc:
+            # a truncated or corrupt .gz: keep every whole line before it, say where it stopped
+            yield ParseProblem(
+                SOURCE, f"{location}:{n + 1}", f"cannot read the file on from here: {exc}"
+            )
+            return
+        n += 1
         if not raw.strip():
             continue
         where = f"{location}:{n}"
+        if b"\x00" in raw:
+            yield ParseProblem(
+                SOURCE, where, "binary data, not JSON lines: nothing from here on was read"
+            )
+            return
+        any_line = True
         try:
             obj = json.loads(raw)
         except UnicodeDecodeError:
@@ -33,3 +56,5 @@ def parse_jsonl(
             yield paper_from_dict(obj, source=SOURCE)
         except (ValueError, TypeError, KeyError, InvalidId) as exc:
             yield ParseProblem(SOURCE, where, f"not a paper: {exc}")
+    if not any_line:
+        yield ParseProblem(SOURCE, location, "the file is empty: no JSON lines in it")

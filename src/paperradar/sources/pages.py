@@ -45,20 +45,51 @@ def _is_abstract(line: str, title: str) -> bool:
     return len(line) >= MIN_ABSTRACT and len(line) > len(title) * 0.6
 
 
+_SENTENCE_END = (".", "!", "?", ")", "]", '"', "'", "\u201d", "\u2019", "*")
+
+
+def _truncated_last_line(text: str, cut_mid_character: bool) -> int | None:
+    """The number of the last line when the file looks cut off inside it, else None.
+
+    Saved pages often lack a final newline, so that alone proves nothing; a last line that also
+    stops mid-sentence (no closing punctuation, not a URL) or inside a character was cut off."""
+    if text.endswith(("\n", "\r")) and not cut_mid_character:
+        return None
+    raw_lines = text.splitlines()
+    if not raw_lines:
+        return None
+    last = raw_lines[-1].rstrip()
+    if not last:
+        return None
+    if not cut_mid_character:
+        if last.endswith(_SENTENCE_END):
+            return None
+        final_word = last.rsplit(None, 1)[-1]
+        if "://" in final_word or final_word.startswith("www."):
+            return None
+    return len(raw_lines)
+
+
 def parse_page_dump(data: bytes, *, location: str = "page dump") -> Iterator[Paper | ParseProblem]:
     """Papers of a page dump. Raises SourceError when the bytes are not a text page dump at all."""
     if not data.strip():
         raise SourceError("the file is empty", source=SOURCE, location=location)
     if b"\x00" in data[:4096]:
         raise SourceError("binary data, not a text page dump", source=SOURCE, location=location)
+    cut_mid_character = False
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise SourceError(
-            f"not UTF-8 text (byte {exc.start}): save the page as UTF-8",
-            source=SOURCE,
-            location=location,
-        ) from exc
+        if exc.reason != "unexpected end of data":
+            raise SourceError(
+                f"not UTF-8 text (byte {exc.start}): save the page as UTF-8",
+                source=SOURCE,
+                location=location,
+            ) from exc
+        # the file was cut inside a multi-byte character: it is truncated, not mis-encoded
+        text = data[: exc.start].decode("utf-8")
+        cut_mid_character = True
+    cut_line = _truncated_last_line(text, cut_mid_character)
     lines: list[tuple[int, str]] = []
     for n, raw in enumerate(text.splitlines(), 1):
         line = normalize_text(_GLUED.sub("", raw.strip()))
@@ -72,6 +103,17 @@ def parse_page_dump(data: bytes, *, location: str = "page dump") -> Iterator[Pap
         nxt = lines[i + 1] if i + 1 < len(lines) else None
         if _is_title(title) and nxt is not None and _is_abstract(nxt[1], title):
             found += 1
+            if nxt[0] == cut_line:
+                problems.append(
+                    ParseProblem(
+                        SOURCE,
+                        f"{location}:{nxt[0]}",
+                        "the file ends in the middle of this abstract (truncated?): "
+                        f"not imported, save the whole page again: {title[:60]!r}",
+                    )
+                )
+                i += 2
+                continue
             yield Paper.from_ids(title=title, source=SOURCE, abstract=nxt[1])
             i += 2
             continue
