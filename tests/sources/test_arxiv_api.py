@@ -81,6 +81,15 @@ def test_malformed_xml_names_line(fixtures_dir: Path) -> None:
         list(parse_arxiv_atom(data, "cut.xml"))
 
 
+def test_unknown_declared_encoding_is_a_source_error(fixtures_dir: Path) -> None:
+    """Found by the mutation test: ``encoding='TF-8'`` used to escape as a LookupError."""
+    data = _one(fixtures_dir, "id_1605.08386*.xml")
+    data = b"<?xml version='1.0' encoding='TF-8'?>\n" + data.split(b"?>", 1)[-1]
+    with pytest.raises(SourceError, match="unknown encoding") as info:
+        list(parse_arxiv_atom(data, "odd.xml"))
+    assert "odd.xml" in str(info.value)
+
+
 def test_entity_bomb_is_refused() -> None:
     bomb = (
         b'<?xml version="1.0"?><!DOCTYPE f [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;">]>'

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import feedparser
 import pytest
 from fastapi.testclient import TestClient
+from lxml import etree
 from web_corpus import HOSTILE_ID
 
 FEEDS = [
@@ -41,6 +43,86 @@ def test_feeds_are_valid_with_required_elements(client: TestClient, url: str, fm
         assert entry.link.startswith("http://testserver/paper/")
         assert entry.id.startswith("tag:paperradar.org,2024:paper/")
         assert entry.get("published") or entry.get("updated")
+
+
+SCHEMAS = Path(__file__).parent / "schemas"
+
+
+@pytest.fixture(scope="module")
+def schemas() -> dict[str, etree.RelaxNG]:
+    """RELAX NG schemas: Atom from RFC 4287 Appendix B, RSS 2.0 from the specification."""
+    return {
+        "atom": etree.RelaxNG(etree.parse(str(SCHEMAS / "atom.rng"))),
+        "rss": etree.RelaxNG(etree.parse(str(SCHEMAS / "rss2.rng"))),
+    }
+
+
+def _valid(schemas: dict[str, etree.RelaxNG], fmt: str, body: bytes) -> None:
+    schema = schemas[fmt]
+    doc = etree.fromstring(body)
+    assert schema.validate(doc), [f"line {e.line}: {e.message}" for e in schema.error_log]
+
+
+FEED_URLS = [*FEEDS, f"/feeds/search.{{fmt}}?q=id:{HOSTILE_ID}", "/feeds/search.{fmt}?q=zzzzqqq"]
+
+
+@pytest.mark.parametrize("url", FEED_URLS)
+@pytest.mark.parametrize("fmt", ["rss", "atom"])
+def test_feeds_validate_against_the_rss_and_atom_schemas(
+    client: TestClient, schemas: dict[str, etree.RelaxNG], url: str, fmt: str
+) -> None:
+    body = client.get(url.format(fmt=fmt)).content
+    _valid(schemas, fmt, body)
+    if fmt == "atom":
+        # RFC 4287 4.1.1 (Schematron): a feed without a feed-level author needs one per entry;
+        # at most one alternate link per type and hreflang.
+        root = etree.fromstring(body)
+        ns = {"a": "http://www.w3.org/2005/Atom"}
+        if not root.findall("a:author", ns):
+            assert all(e.findall("a:author", ns) for e in root.findall("a:entry", ns))
+        for el in [root, *root.findall("a:entry", ns)]:
+            alts = [
+                (link.get("type"), link.get("hreflang"))
+                for link in el.findall("a:link", ns)
+                if link.get("rel", "alternate") == "alternate"
+            ]
+            assert len(alts) == len(set(alts))
+
+
+def test_the_schemas_reject_broken_feeds(schemas: dict[str, etree.RelaxNG]) -> None:
+    """The validators are not vacuous: each known defect is caught."""
+    channel = "<title>t</title><link>http://x/</link><description>d</description>"
+    rss_bad = [
+        f'<rss version="0.91"><channel>{channel}</channel></rss>',
+        '<rss version="2.0"><channel><title>t</title><link>http://x/</link></channel></rss>',
+        f'<rss version="2.0"><channel>{channel}<item><link>http://x/</link></item></channel></rss>',
+        f'<rss version="2.0"><channel>{channel}<item><title>a</title>'
+        "<pubDate>2024-01-01</pubDate></item></channel></rss>",
+        f'<rss version="2.0"><channel>{channel}<item><title>a</title>'
+        '<guid isPermaLink="no">x</guid></item></channel></rss>',
+        f'<rss version="2.0"><channel>{channel}<bogus/></channel></rss>',
+    ]
+    for doc in rss_bad:
+        assert not schemas["rss"].validate(etree.fromstring(doc.encode())), doc
+    atom = 'xmlns="http://www.w3.org/2005/Atom"'
+    atom_bad = [
+        f"<feed {atom}><title>t</title><updated>2024-01-01T00:00:00Z</updated></feed>",
+        f"<feed {atom}><id>x:y</id><title>t</title><updated>2024-01-01</updated></feed>",
+        f"<feed {atom}><id>x:y</id><title>t</title><updated>2024-01-01T00:00:00Z</updated>"
+        "<entry><id>x:z</id><updated>2024-01-01T00:00:00Z</updated></entry></feed>",
+        f"<feed {atom}><id>x:y</id><title>t</title><updated>2024-01-01T00:00:00Z</updated>"
+        "<link/></feed>",
+    ]
+    for doc in atom_bad:
+        assert not schemas["atom"].validate(etree.fromstring(doc.encode())), doc
+    ok = f"<feed {atom}><id>x:y</id><title>t</title><updated>2024-01-01T00:00:00Z</updated></feed>"
+    assert schemas["atom"].validate(etree.fromstring(ok.encode()))
+
+
+def test_atom_feeds_use_the_default_namespace(client: TestClient) -> None:
+    """Some feed readers only understand unprefixed Atom."""
+    body = client.get("/feeds/latest.atom").content
+    assert b'<feed xmlns="http://www.w3.org/2005/Atom"' in body and b"<atom:" not in body
 
 
 def test_feed_items_are_in_the_expected_set(client: TestClient) -> None:

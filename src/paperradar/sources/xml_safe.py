@@ -37,6 +37,10 @@ def parse_xml(data: bytes, *, source: str, location: str) -> Element:
         ) from exc
     except (ValueError, UnicodeError) as exc:
         raise SourceError(f"undecodable XML: {exc}", source=source, location=location) from exc
+    except LookupError as exc:  # <?xml encoding="no-such-codec"?>
+        raise SourceError(
+            f"XML declares an unknown encoding: {exc}", source=source, location=location
+        ) from exc
     return root
 
 

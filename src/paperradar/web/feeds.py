@@ -111,37 +111,39 @@ def rss_xml(feed: Feed) -> bytes:
 
 
 def atom_xml(feed: Feed) -> bytes:
-    root = ET.Element(f"{{{ATOM_NS}}}feed")
-    _sub(root, f"{{{ATOM_NS}}}id", TAG_AUTHORITY + "feed/" + quote(feed.key, safe="/:?=&"))
-    _sub(root, f"{{{ATOM_NS}}}title", feed.title)
-    _sub(root, f"{{{ATOM_NS}}}subtitle", feed.description)
-    _sub(root, f"{{{ATOM_NS}}}updated", _newest(feed).astimezone(UTC).isoformat())
-    _sub(root, f"{{{ATOM_NS}}}link", rel="self", href=feed.self_url, type=MEDIA["atom"])
-    _sub(root, f"{{{ATOM_NS}}}link", rel="alternate", href=feed.html_url, type="text/html")
-    author = _sub(root, f"{{{ATOM_NS}}}author")
-    _sub(author, f"{{{ATOM_NS}}}name", "paperradar")
-    _sub(root, f"{{{ATOM_NS}}}generator", "paperradar")
+    # unprefixed Atom (<feed xmlns="...">): some feed readers understand no other spelling.
+    # Plain tag names under a literal xmlns attribute serialize as exactly that.
+    root = ET.Element("feed", {"xmlns": ATOM_NS})
+    _sub(root, "id", TAG_AUTHORITY + "feed/" + quote(feed.key, safe="/:?=&"))
+    _sub(root, "title", feed.title)
+    _sub(root, "subtitle", feed.description)
+    _sub(root, "updated", _newest(feed).astimezone(UTC).isoformat())
+    _sub(root, "link", rel="self", href=feed.self_url, type=MEDIA["atom"])
+    _sub(root, "link", rel="alternate", href=feed.html_url, type="text/html")
+    author = _sub(root, "author")
+    _sub(author, "name", "paperradar")
+    _sub(root, "generator", "paperradar")
     for p in feed.papers:
-        entry = _sub(root, f"{{{ATOM_NS}}}entry")
-        _sub(entry, f"{{{ATOM_NS}}}id", paper_guid(p))
-        _sub(entry, f"{{{ATOM_NS}}}title", p.title, type="text")
-        _sub(entry, f"{{{ATOM_NS}}}updated", _updated(p).astimezone(UTC).isoformat())
-        _sub(entry, f"{{{ATOM_NS}}}published", _when(p).astimezone(UTC).isoformat())
+        entry = _sub(root, "entry")
+        _sub(entry, "id", paper_guid(p))
+        _sub(entry, "title", p.title, type="text")
+        _sub(entry, "updated", _updated(p).astimezone(UTC).isoformat())
+        _sub(entry, "published", _when(p).astimezone(UTC).isoformat())
         _sub(
             entry,
-            f"{{{ATOM_NS}}}link",
+            "link",
             rel="alternate",
             type="text/html",
             href=feed.base_url + paper_url(p.id),
         )
         if external_url(p.abs_url):
-            _sub(entry, f"{{{ATOM_NS}}}link", rel="related", href=p.abs_url or "")
+            _sub(entry, "link", rel="related", href=p.abs_url or "")
         for name in p.author_names:
-            a = _sub(entry, f"{{{ATOM_NS}}}author")
-            _sub(a, f"{{{ATOM_NS}}}name", name)
+            a = _sub(entry, "author")
+            _sub(a, "name", name)
         for cat in p.categories:
-            _sub(entry, f"{{{ATOM_NS}}}category", term=cat)
-        _sub(entry, f"{{{ATOM_NS}}}summary", p.abstract or p.title, type="text")
+            _sub(entry, "category", term=cat)
+        _sub(entry, "summary", p.abstract or p.title, type="text")
     data: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
     return data
 
