@@ -279,3 +279,17 @@ def test_arxiv_base_url_comes_from_the_environment(tmp_path: Path, fixtures_dir:
         (seen,) = srv.requests
         assert seen.path == "/mirror/api/query" and seen.query["id_list"] == ["1605.08386"]
         assert "ops@example.org" in seen.headers["User-Agent"]
+
+
+def test_snapshot_ingest_shows_a_byte_progress_bar_on_a_terminal(
+    tmp_path: Path, fixtures_dir: Path
+) -> None:
+    head = fixtures_dir / "kaggle_arxiv_snapshot" / "arxiv-metadata-oai-snapshot.head200.jsonl"
+    snap = tmp_path / "snapshot.json.gz"
+    snap.write_bytes(gzip.compress(head.read_bytes()))
+    child = _spawn(tmp_path, "--db", str(tmp_path / "s.db"), "ingest", "snapshot", str(snap))
+    child.expect(r"snapshot.*kB.*records")  # bytes of the file, with the records so far
+    child.expect(r"read 200\s+new 200")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0

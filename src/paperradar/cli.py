@@ -14,7 +14,15 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 from rich.table import Table
 from typer.core import TyperGroup
 
@@ -117,6 +125,37 @@ def _progress(label: str) -> Iterator[Any]:
             bar.advance(task, part.read)
 
         yield on_batch
+
+
+@contextmanager
+def _file_progress(label: str, size: int) -> Iterator[tuple[Any, Any]]:
+    """A real bar over a big file's bytes (speed, time left, records so far) on a terminal;
+    yields ``(on_batch, on_bytes)``, both None when stderr is not a terminal."""
+    if not err.is_terminal:
+        yield None, None
+        return
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TextColumn("{task.fields[records]:,} records"),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(label, total=max(size, 1), records=0)
+        records = 0
+
+        def on_batch(batch: Batch, part: IngestReport) -> None:
+            nonlocal records
+            records += part.read
+            bar.update(task, records=records)
+
+        def on_bytes(done: int) -> None:
+            bar.update(task, completed=done)
+
+        yield on_batch, on_bytes
 
 
 def _report(report: IngestReport, as_json: bool) -> None:
@@ -266,7 +305,12 @@ def ingest_snapshot(
     """The bulk arXiv metadata snapshot (JSON lines), streamed in constant memory, resumable."""
     if not file.is_file():
         raise PaperradarError(f"{file}: no such file")
-    _harvest(snapshot_plan(file), "snapshot", as_json)
+    with (
+        _file_progress("snapshot", file.stat().st_size) as (on_batch, on_bytes),
+        engine() as eng,
+    ):
+        report = eng.harvest(snapshot_plan(file, progress=on_bytes), on_batch=on_batch)
+    _report(report, as_json)
 
 
 @ingest_app.command("bibtex")

@@ -101,6 +101,13 @@ class Renderer:
             base_url=engine.settings.base_url.rstrip("/"),
         )
         self.env.filters.update(hl=highlight, date=_fmt_date, iso=_iso, safe_url=external_url)
+        # arXiv announcement types (RSS/Atom feeds): what is new today versus updated
+        self.env.globals["announce_labels"] = {
+            "new": "New",
+            "cross": "Cross-list",
+            "replace": "Updated",
+            "replace-cross": "Updated cross-list",
+        }
 
     def page(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
         html = self.env.get_template(template).render(**context)
