@@ -6,12 +6,15 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import socket
 import sqlite3
 import subprocess
 import sys
+import time
 import unicodedata
 from pathlib import Path
 
+import httpx
 import pexpect
 import pytest
 
@@ -293,3 +296,51 @@ def test_snapshot_ingest_shows_a_byte_progress_bar_on_a_terminal(
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_demo_creates_ingests_and_serves_the_printed_url(tmp_path: Path) -> None:
+    port = _free_port()
+    env = {**os.environ, "PAPERRADAR_DATA_DIR": str(tmp_path / "data")}
+    env.pop("PAPERRADAR_DATABASE_URL", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "paperradar", "demo", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        assert proc.stderr is not None
+        assert url in proc.stderr.readline()  # "paperradar is serving on http://…"
+        home = api = None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and home is None:
+            try:
+                home = httpx.get(url + "/", timeout=5)
+                api = httpx.get(url + "/api/v1/stats", timeout=5)
+            except httpx.TransportError:
+                time.sleep(0.1)
+        assert home is not None and api is not None
+        assert home.status_code == 200 and home.text.count('class="card"') >= 10
+        assert api.json()["papers"] == 397
+        # a second demo on the same port says why it cannot start, in one line
+        again = subprocess.run(
+            [sys.executable, "-m", "paperradar", "demo", "--port", str(port)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert again.returncode == 2
+        assert "already in use" in again.stderr and "Traceback" not in again.stderr
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
+    assert (tmp_path / "data" / "paperradar.db").is_file()

@@ -5,6 +5,7 @@ Exit codes: 0 success, 1 some input was rejected (everything good was kept), 2 e
 
 from __future__ import annotations
 
+import errno
 import json
 import sys
 from collections.abc import Iterator
@@ -529,6 +530,27 @@ def serve(
     _serve(host, port)
 
 
+def _check_port_free(host: str, port: int) -> None:
+    """Fail with one clear line (exit 2) before announcing a URL nobody will answer on."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise PaperradarError(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from exc
+    family, kind, proto, _, addr = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(addr)
+        except OSError as exc:
+            why = "is already in use" if exc.errno == errno.EADDRINUSE else f"failed: {exc}"
+            raise PaperradarError(
+                f"cannot serve on http://{host}:{port}: the address {why} "
+                "(is paperradar already running? choose another with --port)"
+            ) from exc
+
+
 def _serve(host: str | None, port: int | None) -> None:
     import uvicorn
 
@@ -536,6 +558,7 @@ def _serve(host: str | None, port: int | None) -> None:
 
     settings = load_settings()
     h, p = host or settings.host, port or settings.port
+    _check_port_free(h, p)
     eng = engine()
     err.print(f"paperradar is serving on http://{h}:{p}  (Ctrl-C to stop)")
     uvicorn.run(create_app(eng), host=h, port=p, log_level="warning")
@@ -550,6 +573,9 @@ def demo(
     ] = False,
 ) -> None:
     """Create the database, ingest the bundled demo corpus, and serve the web UI."""
+    if not no_serve:
+        settings = load_settings()
+        _check_port_free(host or settings.host, port or settings.port)
     with engine() as eng, _progress("demo corpus") as cb:
         report = eng.ingest_demo(on_batch=cb)
         total = eng.stats()["papers"]

@@ -10,9 +10,12 @@ class PaperradarError(Exception):
 class InvalidQuery(PaperradarError):
     """A search query that cannot be parsed. ``position`` is the 0-based offset of the problem."""
 
-    def __init__(self, message: str, position: int | None = None, query: str = "") -> None:
+    def __init__(
+        self, message: str, position: int | None = None, query: str = "", *, field: str = "q"
+    ) -> None:
         self.position = position
         self.query = query
+        self.field = field  # the request parameter at fault (the query, or e.g. its cursor)
         where = f" at position {position}" if position is not None else ""
         super().__init__(f"invalid query{where}: {message}")
         self.reason = message

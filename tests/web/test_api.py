@@ -108,12 +108,16 @@ def test_invalid_query_is_400_with_position(client: TestClient) -> None:
     err = error_of(r)
     assert err["code"] == "invalid_query"
     assert err["position"] == 10
+    assert err["field"] == "q"
 
 
 def test_bad_cursor_is_400(client: TestClient) -> None:
     r = client.get("/api/v1/papers", params={"cursor": "not-a-cursor!"})
     assert r.status_code == 400
     assert error_of(r)["code"] == "invalid_query"
+    assert error_of(r)["field"] == "cursor"
+    r = client.get("/api/v1/search", params={"q": "diffusion", "cursor": "bm90IGpzb24"})
+    assert r.status_code == 400 and error_of(r)["field"] == "cursor"
 
 
 def test_search_hits_say_why_they_matched_and_page(client: TestClient) -> None:

@@ -215,7 +215,7 @@ def _fused(
     if cursor:
         c = Cursor.decode(cursor)
         if c.value != "offset" or c.pk < 0:
-            raise InvalidQuery("bad page cursor for a semantic/hybrid search")
+            raise InvalidQuery("bad page cursor for a semantic/hybrid search", field="cursor")
         offset = c.pk
     depth = max(FUSION_DEPTH, offset + limit + 1)
     vec = vector_search(query.free_text, flt, depth)

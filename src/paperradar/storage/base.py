@@ -77,7 +77,7 @@ class Cursor:
                 raise ValueError("bad cursor shape")
         except (ValueError, TypeError) as exc:
             raise InvalidQuery(
-                f"bad page cursor {token!r}: pass the cursor a response gave"
+                f"bad page cursor {token!r}: pass the cursor a response gave", field="cursor"
             ) from exc
         return cls(value, pk)
 
