@@ -183,3 +183,32 @@ def test_fetch_survives_503_then_200(
     )
     (batch,) = fetch_arxiv(client, settings, ids=["1605.08386"])
     assert [r.id for r in batch.records if isinstance(r, Paper)] == ["1605.08386"]
+
+
+@pytest.mark.parametrize(
+    "page",
+    [
+        b"<!DOCTYPE html>\n<html><head><title>arXiv is down for maintenance</title></head>"
+        b"<body><p>Back soon<br></p></body></html>",
+        b'\xef\xbb\xbf<?xml version="1.0"?>\n<!-- portal -->\n<HTML><HEAD><TITLE>arXiv is down '
+        b"for maintenance</TITLE></HEAD></HTML>",
+    ],
+)
+def test_an_html_page_is_named_as_such_with_its_title(page: bytes) -> None:
+    with pytest.raises(SourceError, match="got an HTML page, not XML") as info:
+        list(parse_arxiv_atom(page, "https://export.arxiv.org/api/query?x"))
+    assert "arXiv is down for maintenance" in str(info.value)
+    assert "export.arxiv.org" in str(info.value)
+
+
+def test_fetch_html_error_page_with_200_status_is_a_source_error(
+    server: ReplayServer, client: PoliteClient, settings: Settings
+) -> None:
+    server.route(
+        "/api/query",
+        Reply(
+            200, b"<!doctype html><title>Service Unavailable</title>", {"Content-Type": "text/html"}
+        ),
+    )
+    with pytest.raises(SourceError, match=r"HTML page.*Service Unavailable"):
+        list(fetch_arxiv(client, settings, ids=["1605.08386"]))
