@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import re
+import unicodedata
 from collections.abc import Iterable, Iterator
 from typing import Literal
 
@@ -29,24 +30,97 @@ CSV_FIELDS = [
     "citations",
     "url",
 ]
-_BIB_SPECIAL = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}"}
+_BIB_SPECIAL = {
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "\\": r"\textbackslash{}",
+}
+_MATH = re.compile(r"\$[^$\n]+\$")
+
+
+def _balanced(tex: str) -> bool:
+    depth = 0
+    for ch in tex.replace("\\{", "").replace("\\}", ""):
+        depth += (ch == "{") - (ch == "}")
+        if depth < 0:
+            return False
+    return depth == 0
 
 
 def _bib_escape(text: str) -> str:
-    return "".join(_BIB_SPECIAL.get(ch, ch) for ch in text)
+    """Text for a BibTeX field: LaTeX specials escaped so they print as written, except inline
+    math from arXiv titles and abstracts (``$\\mathcal{O}(n^2)$``), kept as LaTeX when its braces
+    balance, so it typesets as math instead of as its source."""
+    out: list[str] = []
+    pos = 0
+    for m in _MATH.finditer(text):
+        if not _balanced(m.group(0)):
+            continue
+        out.append("".join(_BIB_SPECIAL.get(ch, ch) for ch in text[pos : m.start()]))
+        out.append(m.group(0))
+        pos = m.end()
+    out.append("".join(_BIB_SPECIAL.get(ch, ch) for ch in text[pos:]))
+    return "".join(out)
 
 
-def bibtex_key(p: Paper) -> str:
-    last = re.sub(r"\W", "", p.authors[0].name.split()[-1]) if p.authors else "anon"
+def _ascii_word(text: str) -> str:
+    """Letters and digits of ``text`` folded to ASCII (Ñúñez -> Nunez): BibTeX keys must be ASCII."""
+    folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return re.sub(r"[^A-Za-z0-9]", "", folded)
+
+
+def _family_name(name: str) -> str:
+    if "," in name:  # "Last, First"
+        return name.split(",", 1)[0]
+    return name.split()[-1] if name.split() else name
+
+
+def bibtex_key(p: Paper, taken: set[str] | None = None) -> str:
+    """``lastnameYEARword``, ASCII only; unique among ``taken`` (which it extends) by a, b, c…"""
+    last = _ascii_word(_family_name(p.authors[0].name)) if p.authors else ""
     year = str(p.published.year) if p.published else ""
-    word = next((w for w in re.findall(r"[A-Za-z]{4,}", p.title)), "paper")
-    return f"{last}{year}{word}".lower() or "paper"
+    word = next((w for w in re.findall(r"[A-Za-z]{4,}", _ascii_text(p.title))), "paper")
+    key = f"{last or 'anon'}{year}{word}".lower()
+    if taken is None:
+        return key
+    unique, n = key, 0
+    while unique in taken:
+        n += 1
+        unique = key + _suffix(n)
+    taken.add(unique)
+    return unique
 
 
-def bibtex_entry(p: Paper) -> str:
+def _ascii_text(text: str) -> str:
+    return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+
+
+def _suffix(n: int) -> str:
+    """1 -> a, 26 -> z, 27 -> aa …"""
+    out = ""
+    while n:
+        n, r = divmod(n - 1, 26)
+        out = chr(97 + r) + out
+    return out
+
+
+def _bib_name(name: str) -> str:
+    """One author for an ``and``-separated list: a name containing " and " is kept whole."""
+    escaped = _bib_escape(name)
+    return "{" + escaped + "}" if re.search(r"\sand\s", name, re.I) else escaped
+
+
+def bibtex_entry(p: Paper, taken: set[str] | None = None) -> str:
     fields: list[tuple[str, str]] = [
         ("title", "{" + _bib_escape(p.title) + "}"),
-        ("author", " and ".join(_bib_escape(a.name) for a in p.authors)),
+        ("author", " and ".join(_bib_name(a.name) for a in p.authors)),
     ]
     if p.published:
         fields.append(("year", str(p.published.year)))
@@ -61,7 +135,7 @@ def bibtex_entry(p: Paper) -> str:
     if p.abstract:
         fields.append(("abstract", _bib_escape(p.abstract)))
     body = ",\n".join(f"  {k} = {{{v}}}" for k, v in fields if v)
-    return f"@article{{{bibtex_key(p)},\n{body}\n}}\n"
+    return f"@article{{{bibtex_key(p, taken)},\n{body}\n}}\n"
 
 
 def ris_entry(p: Paper) -> str:
@@ -79,17 +153,22 @@ def ris_entry(p: Paper) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _csl_name(name: str) -> dict[str, str]:
+    if "," in name:  # "Last, First"
+        family, given = (part.strip() for part in name.split(",", 1))
+        return {"family": family, "given": given} if family and given else {"literal": name}
+    if " " in name.strip():
+        given, family = name.strip().rsplit(" ", 1)
+        return {"family": family, "given": given}
+    return {"literal": name}
+
+
 def csl_json(p: Paper) -> dict[str, object]:
     item: dict[str, object] = {
         "id": p.id,
         "type": "article",
         "title": p.title,
-        "author": [
-            {"family": a.name.rsplit(" ", 1)[-1], "given": a.name.rsplit(" ", 1)[0]}
-            if " " in a.name
-            else {"literal": a.name}
-            for a in p.authors
-        ],
+        "author": [_csl_name(a.name) for a in p.authors],
     }
     if p.abstract:
         item["abstract"] = p.abstract
@@ -135,8 +214,9 @@ def export_papers(papers: Iterable[Paper], fmt: ExportFormat) -> Iterator[str]:
             buf.truncate()
         yield buf.getvalue()
     elif fmt == "bibtex":
+        taken: set[str] = set()  # citation keys are unique within one file
         for p in papers:
-            yield bibtex_entry(p) + "\n"
+            yield bibtex_entry(p, taken) + "\n"
     elif fmt == "ris":
         for p in papers:
             yield ris_entry(p) + "\n"
