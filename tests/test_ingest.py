@@ -89,6 +89,21 @@ def test_two_arxiv_papers_with_the_same_title_stay_apart(tmp_path: Path) -> None
     assert eng.stats()["papers"] == 2
 
 
+def test_two_arxiv_papers_sharing_a_doi_stay_apart(tmp_path: Path) -> None:
+    """Parts I and II of a paper (or a paper and its erratum) often list the same journal DOI;
+    their arXiv ids say they are two papers: neither may swallow the other, in one batch or two."""
+    eng = new_engine(tmp_path)
+    add(eng, paper(["0704.0033", "10.1364/JOSAA.23.002578"], "Convergence I"))
+    add(eng, paper(["0704.0034", "10.1364/JOSAA.23.002578"], "Convergence II"))
+    add(
+        eng,
+        paper(["0704.0035", "10.1364/josaa.23.002578"], "Convergence III"),
+        paper(["0704.0036", "10.1364/JOSAA.23.002578"], "Convergence IV"),
+    )
+    assert eng.stats()["papers"] == 4
+    assert eng.paper("0704.0034").title == "Convergence II"
+
+
 def test_doi_record_merges_into_arxiv_row_by_doi(tmp_path: Path) -> None:
     eng = new_engine(tmp_path)
     add(eng, paper(["2401.00001", "10.1000/abc"], "Some Result"))

@@ -156,7 +156,10 @@ class _Index:
         if p.id in self.by_id:
             return self.by_id[p.id]
         if p.doi and p.doi in self.by_doi:
-            return self.by_id[self.by_doi[p.doi]]
+            same_doi = self.by_id[self.by_doi[p.doi]]
+            # two different arXiv papers citing one DOI (parts I and II, an erratum) stay apart
+            if not (p.arxiv_id and same_doi.arxiv_id and p.arxiv_id != same_doi.arxiv_id):
+                return same_doi
         if not p.title.strip():
             return None
         candidates = self.by_title.get(title_key(p.title), [])
