@@ -34,13 +34,16 @@ FIXTURE = next((d / _REL for d in _SHARED if (d / _REL).is_file()), _SHARED[-1] 
 
 
 def build(path: Path, lines: int, compress: bool, fixture: Path) -> None:
-    """Cycle the 200 real lines, giving each a distinct new-style id so nothing dedupes."""
+    """Cycle the 200 real lines, giving each a distinct new-style id, title and DOIs so nothing
+    dedupes (as in the real snapshot, where each line is its own paper)."""
     rows = [orjson.loads(x) for x in fixture.read_bytes().splitlines() if x.strip()]
     opener = gzip.open if compress else open
     with opener(path, "wb") as out:  # type: ignore[operator]
         for i in range(lines):
             row = dict(rows[i % len(rows)])
             row["id"] = f"{15 + (i // 99999) % 10:02d}{1 + (i // 9999) % 12:02d}.{i % 99999:05d}"
+            if i >= len(rows):  # real titles are distinct: copies must not match by title
+                row["title"] = f"{row['title']} (copy {i // len(rows)})"
             if row.get("doi"):  # fresh DOIs too (the field may hold several)
                 row["doi"] = " ".join(f"{d}.copy{i}" for d in row["doi"].split())
             out.write(orjson.dumps(row) + b"\n")
