@@ -132,3 +132,13 @@ def test_a_whole_last_abstract_without_final_newline_is_kept(last: str) -> None:
     text = f"First Title\n{ABSTRACT}\nSecond Title\n{last}"
     records = list(parse_page_dump(text.encode()))
     assert [r.abstract for r in records if isinstance(r, Paper)] == [ABSTRACT, last]
+
+
+def test_a_title_without_letters_is_a_problem_not_a_crash() -> None:
+    """Found by the mutation test: a "title" of punctuation only has nothing to key on."""
+    records = list(
+        parse_page_dump(f"{{\n{ABSTRACT}\nGood Title\n{ABSTRACT}\n".encode(), location="f.txt")
+    )
+    assert [r.title for r in records if isinstance(r, Paper)] == ["Good Title"]
+    (problem,) = [r for r in records if isinstance(r, ParseProblem)]
+    assert problem.location == "f.txt:1" and "letters or digits" in problem.message

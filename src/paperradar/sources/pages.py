@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from paperradar.errors import SourceError
+from paperradar.errors import InvalidId, SourceError
 from paperradar.model import Paper, ParseProblem, normalize_text
 
 __all__ = ["SOURCE", "parse_page_dump"]
@@ -114,7 +114,12 @@ def parse_page_dump(data: bytes, *, location: str = "page dump") -> Iterator[Pap
                 )
                 i += 2
                 continue
-            yield Paper.from_ids(title=title, source=SOURCE, abstract=nxt[1])
+            try:
+                paper = Paper.from_ids(title=title, source=SOURCE, abstract=nxt[1])
+            except InvalidId as exc:  # e.g. a "title" of punctuation only: nothing to key on
+                problems.append(ParseProblem(SOURCE, f"{location}:{n}", str(exc)))
+            else:
+                yield paper
             i += 2
             continue
         why = (
