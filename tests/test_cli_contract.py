@@ -18,8 +18,9 @@ import httpx
 import pexpect
 import pytest
 
+from paperradar.cli import app
 from sources.replay_server import ReplayServer, Reply
-from test_cli import run
+from test_cli import run, runner
 
 GOOD = [
     {"title": f"Paper number {i}", "abstract": "An abstract.", "arxiv_id": f"2401.0000{i}"}
@@ -344,3 +345,23 @@ def test_demo_creates_ingests_and_serves_the_printed_url(tmp_path: Path) -> None
         proc.terminate()
         proc.communicate(timeout=30)
     assert (tmp_path / "data" / "paperradar.db").is_file()
+
+
+@pytest.mark.parametrize(
+    ("db", "expected"),
+    [
+        ("not-a-db.bin", "file is not a database"),
+        ("postgresql://reader:s3cret@127.0.0.1:1/papers", "reader:***@127.0.0.1:1/papers"),
+    ],
+)
+def test_an_unusable_database_is_one_line_without_the_password(
+    tmp_path: Path, db: str, expected: str
+) -> None:
+    if "://" not in db:
+        (tmp_path / db).write_bytes(bytes(range(256)) * 8)
+        db = str(tmp_path / db)
+    result = runner.invoke(app, ["--db", db, "stats", "--json"], catch_exceptions=False)
+    code, err = result.exit_code, result.stderr
+    assert code == 2
+    assert err.startswith("error: cannot open or migrate the database") and expected in err
+    assert err.count("\n") == 1 and "s3cret" not in err and "sqlalche.me" not in err

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import json
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -57,8 +58,14 @@ class _Group(TyperGroup):
         try:
             return super().invoke(ctx)
         except PaperradarError as exc:
-            err.print(f"error: {exc}")
+            err.print(f"error: {_one_line(str(exc))}")
             raise typer.Exit(2) from exc
+
+
+def _one_line(message: str) -> str:
+    """Driver messages span lines and carry SQLAlchemy's help links; the CLI prints one line."""
+    message = re.sub(r"\(Background on this error at: [^)]*\)", "", message)
+    return " ".join(message.split())
 
 
 app = typer.Typer(

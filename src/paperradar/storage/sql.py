@@ -140,7 +140,9 @@ class SqlStorage:
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, "head")
         except sa.exc.SQLAlchemyError as exc:
-            raise StorageError(f"cannot open or migrate the database {url}: {exc}") from exc
+            shown = sa.make_url(url).render_as_string(hide_password=True)
+            why = getattr(exc, "orig", None) or exc  # the driver's words, without SQLAlchemy's
+            raise StorageError(f"cannot open or migrate the database {shown}: {why}") from exc
 
     def close(self) -> None:
         self.engine.dispose()
