@@ -365,3 +365,23 @@ def test_an_unusable_database_is_one_line_without_the_password(
     assert code == 2
     assert err.startswith("error: cannot open or migrate the database") and expected in err
     assert err.count("\n") == 1 and "s3cret" not in err and "sqlalche.me" not in err
+
+
+def test_next_weeks_snapshot_under_the_same_name_is_ingested_not_skipped(
+    tmp_path: Path, fixtures_dir: Path
+) -> None:
+    lines = (
+        (fixtures_dir / "kaggle_arxiv_snapshot" / "arxiv-metadata-oai-snapshot.head200.jsonl")
+        .read_bytes()
+        .splitlines(keepends=True)
+    )
+    snap, db = tmp_path / "arxiv-metadata-oai-snapshot.json", tmp_path / "s.db"
+    snap.write_bytes(b"".join(lines[:120]))
+    assert json.loads(run(db, "ingest", "snapshot", str(snap), "--json")[1])["new"] == 120
+    again = json.loads(run(db, "ingest", "snapshot", str(snap), "--json")[1])
+    assert again["read"] == 0  # the same file: already done, resumes at its end
+    snap.write_bytes(b"".join(lines))  # the new download: 80 more papers
+    os.utime(snap, ns=(time.time_ns(), time.time_ns() + 1_000_000))
+    newer = json.loads(run(db, "ingest", "snapshot", str(snap), "--json")[1])
+    assert (newer["read"], newer["new"], newer["unchanged"]) == (200, 80, 120)
+    assert _papers(db) == 200

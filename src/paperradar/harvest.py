@@ -181,8 +181,29 @@ def enrich_plan(settings: Settings, service: str, ids: Sequence[str]) -> Harvest
     )
 
 
+def _file_identity(path: Path) -> dict[str, int]:
+    st = path.stat()
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
 def snapshot_plan(path: Path, progress: Callable[[int], None] | None = None) -> HarvestPlan:
-    return HarvestPlan(
-        f"arxiv_snapshot:{path.name}",
-        lambda cp: snapshot_batches(path, checkpoint=cp, progress=progress, location=str(path)),
-    )
+    """Resumes a run of the same file; a different file under the same name (next week's
+    snapshot download) starts from its first line instead of being skipped as "done"."""
+
+    def batches(cp: Checkpoint) -> Iterator[Batch]:
+        try:
+            ident = _file_identity(path)
+        except OSError as exc:
+            raise SourceError(
+                f"cannot read the file: {exc.strerror or exc}",
+                source="arxiv_snapshot",
+                location=str(path),
+            ) from exc
+        if cp and cp.get("file") != ident:
+            cp = None
+        for b in snapshot_batches(path, checkpoint=cp, progress=progress, location=str(path)):
+            if b.checkpoint is not None:
+                b.checkpoint = {**b.checkpoint, "file": ident}
+            yield b
+
+    return HarvestPlan(f"arxiv_snapshot:{path.name}", batches)
