@@ -49,7 +49,12 @@ class SqliteStorage(SqlStorage):
                 Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise StorageError(f"cannot create the folder for {path}: {exc}") from exc
-        engine = sa.create_engine(url, connect_args={"timeout": 30})
+        # Web requests run in a thread pool (anyio: 40 threads); each may hold a connection
+        # while it works. SQLAlchemy's default pool (5 + 10 overflow) made the 16th concurrent
+        # request wait 30 s and fail with a 500 under load. SQLite connections are cheap.
+        engine = sa.create_engine(
+            url, connect_args={"timeout": 30}, pool_size=8, max_overflow=56, pool_timeout=60
+        )
         sa.event.listen(engine, "connect", _on_connect)
         super().__init__(url, engine)
 
