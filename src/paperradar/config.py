@@ -56,6 +56,7 @@ class Settings(BaseSettings):
     embed_model: str = "default"
     embed_batch_size: int = 32
     search_mode: str = "hybrid"
+    search_fusion: str = "rrf"  # rrf, rrf:K or linear:W (keyword weight W), see search/fusion.py
 
     # Web
     host: str = "127.0.0.1"
