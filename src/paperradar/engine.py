@@ -15,7 +15,7 @@ from typing import Any, Literal
 import numpy as np
 
 from paperradar.config import Settings, load_settings
-from paperradar.embed import Embedder, load_embedder, normalize_rows
+from paperradar.embed import Embedder, load_embedder, normalize_rows, vector_name
 from paperradar.errors import FeatureUnavailable, InvalidId, NotFound, SourceError
 from paperradar.export import ExportFormat, export_papers
 from paperradar.harvest import HarvestPlan
@@ -57,6 +57,8 @@ class Engine:
         self._embedder: Embedder | None = None
         self._embedder_error: str | None = None
         self._index: VectorIndex | None = None
+        self._papers_count: int | None = None
+        self._papers_counted = 0.0
 
     def close(self) -> None:
         self.storage.close()
@@ -210,14 +212,27 @@ class Engine:
                 f"semantic search is unavailable ({self._embedder_error}): keyword results only"
             )
         elif vector_search is not None and result.mode != "keyword" and not result.notice:
-            index = self._index
-            papers = self.storage.count_papers()
-            if index is not None and len(index) < papers:
+            vectors, papers = self._coverage()
+            if vectors < papers:
                 result.notice = (
-                    f"embeddings cover {len(index)} of {papers} papers so far: "
+                    f"embeddings cover {vectors} of {papers} papers so far: "
                     "semantic matches among the rest will appear once `paperradar embed` has run"
                 )
         return result
+
+    def _coverage(self) -> tuple[int, int]:
+        """(vectors in the index, papers stored), the count re-read at most every 10 s."""
+        index = self._index
+        vectors = len(index) if index is not None else 0
+        now = time.monotonic()
+        if (
+            self._papers_count is None
+            or now - self._papers_counted > 10.0
+            or vectors > self._papers_count
+        ):
+            self._papers_count = self.storage.count_papers()
+            self._papers_counted = now
+        return vectors, self._papers_count
 
     # -- embeddings ------------------------------------------------------------------------------
     def embedder(self) -> Embedder | None:
@@ -259,6 +274,7 @@ class Engine:
                 remaining=self.storage.count_papers(),
                 error=self._embedder_error,
             )
+        self._papers_count = None
         return embed_backlog(
             self.storage,
             model,
@@ -283,6 +299,10 @@ class Engine:
         return index.info()
 
     def _vector_search(self) -> VectorSearch | None:
+        if self._index is None and self._embedder_error is None:
+            stored_as = vector_name(self.settings.embed_model)
+            if stored_as is not None and not self.storage.count_embeddings(stored_as):
+                return None  # nothing embedded yet: don't load the model for nothing
         model = self.embedder()
         index = self.vector_index()
         if model is None or index is None or len(index) == 0:

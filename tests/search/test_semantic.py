@@ -64,11 +64,6 @@ def corpus(n: int = 24) -> list:
     return out
 
 
-@pytest.fixture(scope="module")
-def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("models")
-
-
 def engine_at(tmp_path: Path, models_dir: Path, **overrides: object) -> Engine:
     return make_engine(
         f"sqlite:///{tmp_path / 't.db'}", data_dir=models_dir.parent / models_dir.name, **overrides

@@ -17,6 +17,13 @@ Nothing here ever contacts a model hub. A model that cannot be loaded raises
 from __future__ import annotations
 
 from paperradar.embed.base import Embedder, normalize_rows
-from paperradar.embed.models import MODELS, load_embedder, resolve_model_name
+from paperradar.embed.models import MODELS, load_embedder, resolve_model_name, vector_name
 
-__all__ = ["MODELS", "Embedder", "load_embedder", "normalize_rows", "resolve_model_name"]
+__all__ = [
+    "MODELS",
+    "Embedder",
+    "load_embedder",
+    "normalize_rows",
+    "resolve_model_name",
+    "vector_name",
+]

