@@ -223,3 +223,27 @@ def test_cli_embed_similar_and_index(
     monkeypatch.setenv("PAPERRADAR_EMBED_MODEL", "no-such-model")
     code, _, err = run("embed")
     assert code == 2 and "no-such-model" in err
+
+
+def test_bench_ir_semantic_and_hybrid_modes(
+    tmp_path: Path, models_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "beir"
+    (folder / "qrels").mkdir(parents=True)
+    docs = [{"_id": str(i), "title": t, "text": a} for i, (t, a) in enumerate(TOPICS)]
+    (folder / "corpus.jsonl").write_text("\n".join(json.dumps(d) for d in docs) + "\n")
+    queries = [{"_id": "q1", "text": "heart attack deaths"}, {"_id": "q2", "text": "melting ice"}]
+    (folder / "queries.jsonl").write_text("\n".join(json.dumps(q) for q in queries) + "\n")
+    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\t0\t1\nq2\t4\t1\n")
+    monkeypatch.setenv("PAPERRADAR_DATA_DIR", str(models_dir))
+    code = CliRunner().invoke(
+        app, ["bench", "ir", str(folder), "--mode", "semantic", "--json"], catch_exceptions=False
+    )
+    result = json.loads(code.stdout)
+    assert code.exit_code == 0 and result["mode"] == "semantic" and result["queries"] == 2
+    assert result["ndcg@10"] == 1.0 and result["embed_seconds"] > 0
+    from paperradar.config import load_settings
+    from paperradar.engine import bench_ir
+
+    hybrid = bench_ir(folder, mode="hybrid", settings=load_settings(data_dir=models_dir))
+    assert hybrid["mode"] == "hybrid" and hybrid["recall@100"] == 1.0

@@ -76,6 +76,7 @@ def test_incremental_add_replaces_and_extends(tmp_path: Path) -> None:
     assert len(index) == 30
     pk = next(iter(vecs))
     flipped = -vecs[pk]
+    storage.write_embeddings("toy", [(pk, "h2", flipped.astype("<f4").tobytes())])  # type: ignore[attr-defined]
     index.add([pk], flipped[None, :])
     assert len(index) == 30
     assert index.search(flipped, None, 1)[0][0] == pk

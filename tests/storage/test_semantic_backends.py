@@ -56,5 +56,8 @@ def test_semantic_search_and_similar_on_each_backend(storage_url: str, models_di
         only = eng.search("heart disease cat:cs.PL", mode="semantic", limit=5).hits
         assert [h.paper.id for h in only] == ["2403.00001"]
         assert eng.similar("2403.00000", limit=1)[0].paper.id == "2403.00003"
+        pks = list(eng.storage.pks_for_ids(["2403.00000", "2403.00002"]).values())
+        stored = eng.storage.embeddings_for(report.model, [*pks, 10**9])
+        assert sorted(stored) == sorted(pks) and all(len(v) == 384 * 4 for v in stored.values())
     finally:
         eng.close()

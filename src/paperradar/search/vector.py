@@ -1,5 +1,6 @@
 """Vector retrieval over stored embeddings: exact (numpy) for small collections, an HNSW index
-(usearch, int8-quantized) for large ones, persisted next to the SQLite file.
+(usearch, int8-quantized, candidates re-ranked exactly from the stored float32 vectors) for
+large ones, persisted next to the SQLite file.
 
 The index is a cache of the ``embeddings`` table: it can always be rebuilt from it
 (``paperradar index rebuild``). A missing or unreadable file is rebuilt with a warning; without
@@ -28,7 +29,9 @@ __all__ = ["ANN_THRESHOLD", "IndexInfo", "VectorIndex", "index_path_for"]
 log = logging.getLogger(__name__)
 ANN_THRESHOLD = 20_000  # below this many vectors an exact scan is fast enough (< 2 ms)
 MAX_OVERSAMPLE = 4096  # filtered ANN search widens up to this before an exact filtered scan
-EXPANSION_SEARCH = 96  # HNSW breadth at query time (see benchmarks/ann_index.py)
+ANN_DTYPE = "i8"  # 1 byte a dimension: 1M x 384-d fit well under 1 GB with the graph
+RERANK = 4  # i8 alone ranks near neighbours loosely: take 4k candidates, re-rank them exactly
+EXPANSION_SEARCH = 64  # HNSW breadth at query time (see benchmarks/ann_index.py)
 RECHECK_S = 10.0  # how often a serving process looks for vectors written by another process
 Matrix = npt.NDArray[np.float32]
 
@@ -157,7 +160,7 @@ class VectorIndex:
         ann = index_cls(
             ndim=self.dim,
             metric="cos",
-            dtype="i8",
+            dtype=ANN_DTYPE,
             connectivity=16,
             expansion_add=128,
             expansion_search=EXPANSION_SEARCH,
@@ -258,22 +261,14 @@ class VectorIndex:
         if not self._loaded:
             self.load()
         out: dict[int, Matrix] = {}
-        if self._ann is not None:
-            for pk in pks:
-                if self._ann.contains(int(pk)):
-                    vec = self._ann.get(int(pk), dtype=np.float32)
-                    out[int(pk)] = np.asarray(vec, dtype=np.float32).reshape(-1)
-        elif not self.server_side:
+        if self._ann is None and not self.server_side:
             where = {int(p): i for i, p in enumerate(self._pks.tolist())}
             for pk in pks:
                 if int(pk) in where:
                     out[int(pk)] = self._mat[where[int(pk)]]
-        if len(out) < len(set(pks)):
-            wanted = {int(p) for p in pks} - set(out)
-            for batch in self.storage.iter_embeddings(self.model):
-                for pk, raw in batch:
-                    if pk in wanted:
-                        out[pk] = np.frombuffer(raw, dtype="<f4").astype(np.float32)
+        wanted = [int(p) for p in pks if int(p) not in out]
+        for pk, raw in self.storage.embeddings_for(self.model, wanted).items():
+            out[pk] = np.frombuffer(raw, dtype="<f4").astype(np.float32)
         return out
 
     def search(self, vector: Matrix, flt: PaperFilter | None, k: int) -> list[tuple[int, float]]:
@@ -291,23 +286,34 @@ class VectorIndex:
         filtered = flt is not None and not flt.is_empty()
         if self._ann is None:
             return self._exact(query, flt if filtered else None, k)
-        want = k
+        want = max(k * RERANK, 40)
         while True:
             found = self._ann.search(query, min(want, self._count))
             keys = np.asarray(found.keys, dtype=np.int64).reshape(-1)
-            dists = np.asarray(found.distances, dtype=np.float32).reshape(-1)
-            pairs = [(int(p), 1.0 - float(d)) for p, d in zip(keys, dists, strict=True)]
+            pks = [int(p) for p in keys]
             if filtered:
                 assert flt is not None
-                keep = self.storage.filter_pks(flt, [p for p, _ in pairs])
-                pairs = [pair for pair in pairs if pair[0] in keep]
-            if len(pairs) >= k or want >= self._count:
-                return pairs[:k]
+                keep = self.storage.filter_pks(flt, pks)
+                pks = [p for p in pks if p in keep]
+            if len(pks) >= k or want >= self._count:
+                return self._rerank(query, pks, k)
             if want >= MAX_OVERSAMPLE:  # a narrow filter: scan exactly what passes it
                 return self.storage.nearest_embeddings(
                     self.model, query.astype("<f4").tobytes(), k, flt
                 )
             want *= 8
+
+    def _rerank(self, query: Matrix, pks: list[int], k: int) -> list[tuple[int, float]]:
+        """Exact cosine of the candidates from their stored float32 vectors."""
+        stored = self.storage.embeddings_for(self.model, pks)
+        have = [p for p in pks if p in stored]
+        if not have:
+            return []
+        mat = np.frombuffer(b"".join(stored[p] for p in have), dtype="<f4").reshape(len(have), -1)
+        norms = np.linalg.norm(mat, axis=1)
+        sims = (mat @ query) / np.where(norms == 0.0, 1.0, norms)
+        order = np.argsort(-sims, kind="stable")[:k]
+        return [(have[i], float(sims[i])) for i in order]
 
     def _exact(self, query: Matrix, flt: PaperFilter | None, k: int) -> list[tuple[int, float]]:
         if not len(self._pks):
