@@ -34,3 +34,9 @@ def shared_dir() -> Path:
 @pytest.fixture(scope="session")
 def fixtures_dir() -> Path:
     return SHARED / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One data dir for every test that loads the bundled model: the int8 graph is derived once."""
+    return tmp_path_factory.mktemp("models")

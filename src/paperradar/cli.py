@@ -6,6 +6,7 @@ Exit codes: 0 success, 1 some input was rejected (everything good was kept), 2 e
 from __future__ import annotations
 
 import errno
+import dataclasses
 import json
 import re
 import sys
@@ -80,6 +81,8 @@ ingest_app = typer.Typer(help="Ingest papers from a source.", no_args_is_help=Tr
 bench_app = typer.Typer(help="Measure quality and speed.", no_args_is_help=True)
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(bench_app, name="bench")
+index_app = typer.Typer(help="The vector index of the embeddings.", no_args_is_help=True)
+app.add_typer(index_app, name="index")
 
 
 class State:
@@ -605,12 +608,110 @@ def bench_ir_cmd(
     """Retrieval quality (nDCG@10, Recall@100, MRR@10) and speed on a BEIR benchmark."""
     if mode not in MODES:
         raise PaperradarError(f"unknown --mode {mode!r}: use one of {', '.join(MODES)}")
-    result = bench_ir(folder, split=split, mode=mode)
+    with _bar("bench", "") as cb:
+
+        def on_step(stage: str, done: int, total: int) -> None:
+            if cb is not None:
+                cb(done, total)
+
+        result = bench_ir(folder, split=split, mode=mode, progress=on_step)
     if as_json:
         _print_json(result)
         return
     for k, v in result.items():
         out.print(f"{k:>14}: {v}")
+
+
+@contextmanager
+def _bar(label: str, unit: str) -> Iterator[Any]:
+    """A progress bar with ETA on a terminal (``callback(done, total)``); silent otherwise."""
+    if not err.is_terminal:
+        yield None
+        return
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:,}/{task.total:,} " + unit),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(label, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+@app.command()
+def embed(
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, help="Embed at most this many papers.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Embed papers that have no current vector (resumable: re-run to continue)."""
+    with engine() as eng, _bar("embedding", "papers") as cb:
+        report = eng.embed(limit=limit, progress=cb)
+    if as_json:
+        _print_json(report.to_dict())
+    else:
+        out.print(
+            f"embedded {report.embedded:,} papers in {report.seconds:.1f} s "
+            f"({report.docs_per_s:.1f}/s) with {report.model}; {report.total_vectors:,} vectors, "
+            f"{report.remaining:,} papers without one"
+        )
+    if report.error:
+        raise PaperradarError(f"cannot embed: {report.error}")
+
+
+@index_app.command("rebuild")
+def index_rebuild(as_json: JsonOpt = False) -> None:
+    """Rebuild the vector index from the stored embeddings."""
+    with engine() as eng, _bar("indexing", "vectors") as cb:
+        info = eng.rebuild_index(progress=cb)
+    if as_json:
+        _print_json(dataclasses.asdict(info))
+        return
+    where = f" in {info.path}" if info.path else ""
+    out.print(f"{info.kind} index of {info.vectors:,} {info.model} vectors{where}")
+
+
+@app.command()
+def similar(
+    paper_id: Annotated[str, typer.Argument(help="arXiv id, DOI or URL")],
+    limit: Annotated[int, typer.Option("--limit", "-k", min=1, max=200)] = 10,
+    as_json: JsonOpt = False,
+) -> None:
+    """Papers like this one (by embeddings; by keywords until they are built)."""
+    with engine() as eng:
+        hits = eng.similar(paper_id, limit=limit)
+    rows = [
+        {
+            "id": h.paper.id,
+            "title": h.paper.title,
+            "score": h.score,
+            "matched_by": h.matched_by,
+            "url": h.paper.abs_url,
+        }
+        for h in hits
+    ]
+    if as_json:
+        _print_json(rows)
+        return
+    if not rows:
+        out.print("no similar papers found")
+        return
+    table = Table(show_header=True, header_style="bold", box=None)
+    table.add_column("#", justify="right")
+    table.add_column("id")
+    table.add_column("title")
+    table.add_column("score", justify="right")
+    for i, h in enumerate(hits, 1):
+        table.add_row(str(i), h.paper.id, h.paper.title, f"{h.score:.3f}")
+    out.print(table)
 
 
 def main() -> None:

@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     embed_model: str = "default"
     embed_batch_size: int = 32
     search_mode: str = "hybrid"
+    # Hybrid fusion: rrf, rrf:K or linear:W (keyword weight W; tuned on SciFact train, see notes)
+    search_fusion: str = "linear:0.55"
 
     # Web
     host: str = "127.0.0.1"

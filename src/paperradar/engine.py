@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import logging
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -11,23 +12,32 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
+
 from paperradar.config import Settings, load_settings
-from paperradar.errors import InvalidId, NotFound, PaperradarError, SourceError
+from paperradar.embed import Embedder, load_embedder, normalize_rows, vector_name
+from paperradar.errors import FeatureUnavailable, InvalidId, NotFound, SourceError
 from paperradar.export import ExportFormat, export_papers
 from paperradar.harvest import HarvestPlan
 from paperradar.ingest import IngestReport, ingest_batches
 from paperradar.model import Paper, ParseProblem, parse_paper_id, title_key
 from paperradar.search.beir import load_beir
+from paperradar.search.fusion import make_fuse
+from paperradar.search.indexing import EmbedProgress, EmbedReport, embed_backlog
 from paperradar.search.metrics import mean, mrr_at_k, ndcg_at_k, recall_at_k
-from paperradar.search.service import Hit, Mode, SearchResult, Sort, search_papers
+from paperradar.search.service import Hit, Mode, SearchResult, Sort, VectorSearch, search_papers
 from paperradar.search.similar import similar_by_keywords
+from paperradar.search.vector import IndexInfo, VectorIndex, index_path_for
 from paperradar.sources import Batch, records_to_batches
 from paperradar.sources.jsonl import parse_jsonl
 from paperradar.sources.pages import parse_page_dump
 from paperradar.storage import Cursor, PaperFilter, SourceState, Storage, open_storage
 from paperradar.storage.base import SortKey
+from paperradar.storage.sql import paper_text
 
 __all__ = ["Engine", "bench_ir", "make_engine"]
+
+log = logging.getLogger(__name__)
 
 OnBatch = Callable[[Batch, IngestReport], None]
 Window = Literal["day", "week", "month"]
@@ -44,6 +54,11 @@ class Engine:
     def __init__(self, settings: Settings, storage: Storage) -> None:
         self.settings = settings
         self.storage = storage
+        self._embedder: Embedder | None = None
+        self._embedder_error: str | None = None
+        self._index: VectorIndex | None = None
+        self._papers_count: int | None = None
+        self._papers_counted = 0.0
 
     def close(self) -> None:
         self.storage.close()
@@ -180,9 +195,123 @@ class Engine:
         syntax: bool = True,
     ) -> SearchResult:
         chosen: Any = mode or self.settings.search_mode
-        return search_papers(
-            self.storage, query, mode=chosen, sort=sort, limit=limit, cursor=cursor
+        vector_search = self._vector_search() if chosen != "keyword" else None
+        result = search_papers(
+            self.storage,
+            query,
+            mode=chosen,
+            sort=sort,
+            limit=limit,
+            cursor=cursor,
+            vector_search=vector_search,
+            fuse=make_fuse(self.settings.search_fusion),
+            syntax=syntax,
         )
+        if vector_search is None and chosen != "keyword" and self._embedder_error:
+            result.notice = (
+                f"semantic search is unavailable ({self._embedder_error}): keyword results only"
+            )
+        elif vector_search is not None and result.mode != "keyword" and not result.notice:
+            vectors, papers = self._coverage()
+            if vectors < papers:
+                result.notice = (
+                    f"embeddings cover {vectors} of {papers} papers so far: "
+                    "semantic matches among the rest will appear once `paperradar embed` has run"
+                )
+        return result
+
+    def _coverage(self) -> tuple[int, int]:
+        """(vectors in the index, papers stored), the count re-read at most every 10 s."""
+        index = self._index
+        vectors = len(index) if index is not None else 0
+        now = time.monotonic()
+        if (
+            self._papers_count is None
+            or now - self._papers_counted > 10.0
+            or vectors > self._papers_count
+        ):
+            self._papers_count = self.storage.count_papers()
+            self._papers_counted = now
+        return vectors, self._papers_count
+
+    # -- embeddings ------------------------------------------------------------------------------
+    def embedder(self) -> Embedder | None:
+        """The configured embedding model, loaded once; None (with a warning) if it cannot load."""
+        if self._embedder is None and self._embedder_error is None:
+            try:
+                self._embedder = load_embedder(
+                    self.settings.embed_model,
+                    batch_size=self.settings.embed_batch_size,
+                    cache_dir=self.settings.data_dir / "models",
+                )
+            except FeatureUnavailable as exc:
+                self._embedder_error = str(exc)
+                log.warning("embedding model unavailable, search is keyword-only: %s", exc)
+        return self._embedder
+
+    def vector_index(self) -> VectorIndex | None:
+        """The vector index of the configured model (None when the model cannot load)."""
+        if self._index is None:
+            model = self.embedder()
+            if model is None:
+                return None
+            self._index = VectorIndex(
+                self.storage,
+                model.name,
+                model.dim,
+                path=index_path_for(self.storage.url, model.name),
+            )
+        return self._index
+
+    def embed(
+        self, *, limit: int | None = None, progress: EmbedProgress | None = None
+    ) -> EmbedReport:
+        """Embed papers without a current vector (resumable; each batch stored as it is done)."""
+        model = self.embedder()
+        if model is None:
+            return EmbedReport(
+                model=self.settings.embed_model,
+                remaining=self.storage.count_papers(),
+                error=self._embedder_error,
+            )
+        self._papers_count = None
+        return embed_backlog(
+            self.storage,
+            model,
+            self.vector_index(),
+            batch_size=self.settings.embed_batch_size,
+            limit=limit,
+            progress=progress,
+        )
+
+    def rebuild_index(self, *, progress: Callable[[int, int], None] | None = None) -> IndexInfo:
+        """Rebuild the vector index file from the stored vectors."""
+        index = self.vector_index()
+        if index is None:
+            raise FeatureUnavailable(f"no embedding model: {self._embedder_error}")
+        return index.rebuild(progress=progress)
+
+    def index_info(self) -> IndexInfo | None:
+        index = self.vector_index()
+        if index is None:
+            return None
+        len(index)
+        return index.info()
+
+    def _vector_search(self) -> VectorSearch | None:
+        if self._index is None and self._embedder_error is None:
+            stored_as = vector_name(self.settings.embed_model)
+            if stored_as is not None and not self.storage.count_embeddings(stored_as):
+                return None  # nothing embedded yet: don't load the model for nothing
+        model = self.embedder()
+        index = self.vector_index()
+        if model is None or index is None or len(index) == 0:
+            return None
+
+        def run(text: str, flt: PaperFilter, k: int) -> list[tuple[int, float]]:
+            return index.search(model.embed_query(text), flt, k)
+
+        return run
 
     def papers(
         self,
@@ -207,9 +336,31 @@ class Engine:
     def more_like_these(self, paper_ids: Sequence[str], *, limit: int = 10) -> list[Hit]:
         """Papers like a set of papers (followed papers, a library), best first."""
         seeds = [self.paper(pid) for pid in paper_ids]
+        by_vector = self._similar_by_vectors(seeds, limit)
+        if by_vector is not None:
+            return by_vector
         hits = similar_by_keywords(self.storage, seeds, limit)
         papers = self.storage.papers_by_pk([h.pk for h in hits])
         return [Hit(papers[h.pk], h.score, ["keyword"]) for h in hits if h.pk in papers]
+
+    def _similar_by_vectors(self, seeds: Sequence[Paper], limit: int) -> list[Hit] | None:
+        """Nearest neighbours of the seeds' centroid; None when there are no vectors."""
+        index = self.vector_index()
+        model = self._embedder
+        if index is None or model is None or len(index) == 0 or not seeds:
+            return None
+        own = self.storage.pks_for_ids([p.id for p in seeds])
+        stored = index.vectors_for(list(own.values()))
+        vecs = [stored[own[p.id]] for p in seeds if p.id in own and own[p.id] in stored]
+        missing = [p for p in seeds if p.id not in own or own[p.id] not in stored]
+        if missing:
+            vecs += list(model.embed_documents([paper_text(p.title, p.abstract) for p in missing]))
+        centroid = normalize_rows(np.mean(np.stack(vecs), axis=0))
+        found = index.search(centroid, None, limit + len(seeds))
+        own_pks = set(own.values())
+        found = [(pk, s) for pk, s in found if pk not in own_pks][:limit]
+        papers = self.storage.papers_by_pk([pk for pk, _ in found])
+        return [Hit(papers[pk], s, ["semantic"]) for pk, s in found if pk in papers]
 
     def trending(self, *, window: Window = "week", limit: int = 20) -> list[Paper]:
         """The papers of the window with the most reader signal (upvotes), newest first on ties."""
@@ -257,9 +408,16 @@ def bench_ir(
             index_s = time.perf_counter() - started
             embed_s = 0.0
             if mode != "keyword":
-                raise PaperradarError(
-                    f"--mode {mode} needs embeddings, which this version does not build yet"
-                )
+                started = time.perf_counter()
+
+                def on_embed(done: int, total: int) -> None:
+                    if progress is not None:
+                        progress("embedding", done, total)
+
+                report = eng.embed(progress=on_embed)
+                if report.error:
+                    raise FeatureUnavailable(f"--mode {mode} needs embeddings: {report.error}")
+                embed_s = time.perf_counter() - started
             ndcg, recall, mrr = [], [], []
             started = time.perf_counter()
             for i, (qid, text) in enumerate(data.queries.items()):
@@ -285,6 +443,7 @@ def bench_ir(
         "split": split,
         "index_seconds": round(index_s, 2),
         "embed_seconds": round(embed_s, 2),
+        "model": eng.settings.embed_model if mode != "keyword" else None,
     }
 
 

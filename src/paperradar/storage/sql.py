@@ -635,6 +635,16 @@ class SqlStorage:
             yield rows
             last = rows[-1][0]
 
+    def embeddings_for(self, model: str, pks: Sequence[int]) -> dict[int, bytes]:
+        out: dict[int, bytes] = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(list(pks)):
+                q = sa.select(embeddings.c.paper_pk, embeddings.c.vector).where(
+                    embeddings.c.model == model, embeddings.c.paper_pk.in_(chunk)
+                )
+                out.update((r.paper_pk, bytes(r.vector)) for r in conn.execute(q))
+        return out
+
     def count_embeddings(self, model: str) -> int:
         q = sa.select(sa.func.count()).select_from(embeddings).where(embeddings.c.model == model)
         with self.engine.connect() as conn:
