@@ -1,0 +1,361 @@
+"""The digest run: which digests are due, claim them in the ledger, compose, render, send,
+record. See docs/digest.md for the exactly-once guarantee and its limits.
+
+Per (subscription, period) the ledger row goes ``claimed`` → ``composed`` (the picked papers
+stored, so a retry sends the same digest with the same Message-ID) → ``sent``; or back to
+claimable after a temporary failure; or ``failed`` for that period after a permanent one.
+A runner holds rows under a lease: a runner that dies (kill -9) leaves rows that the next run
+takes over once the lease has run out.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from paperradar.config import Settings
+from paperradar.digest.compose import Composer, DigestItem, Pool, build_pool
+from paperradar.digest.links import Links
+from paperradar.digest.render import MailParts, build_message, render_mail, summarize
+from paperradar.digest.schedule import due_period, period_length
+from paperradar.digest.smtp import PermanentFailure, SmtpSender, TemporaryFailure
+from paperradar.digest.subscriptions import describe_interests
+from paperradar.model import Paper
+from paperradar.storage import Storage
+from paperradar.storage.base import DigestClaim, Subscription
+
+__all__ = ["DigestReport", "DigestRunner"]
+
+log = logging.getLogger(__name__)
+
+BATCH = 100
+
+
+@dataclass(slots=True)
+class DigestReport:
+    at: datetime
+    dry_run: bool = False
+    due: int = 0
+    sent: int = 0
+    already_sent: int = 0  # sent earlier in this period (by us or another runner)
+    held_elsewhere: int = 0  # another live runner holds the row
+    temporary_failures: int = 0  # will be retried by the next run
+    permanent_failures: int = 0
+    paused: int = 0
+    smtp_unavailable: bool = False
+    previews: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "at": self.at.isoformat(),
+            "dry_run": self.dry_run,
+            "due": self.due,
+            "sent": self.sent,
+            "already_sent": self.already_sent,
+            "held_elsewhere": self.held_elsewhere,
+            "temporary_failures": self.temporary_failures,
+            "permanent_failures": self.permanent_failures,
+            "paused": self.paused,
+            "smtp_unavailable": self.smtp_unavailable,
+            "previews": self.previews,
+            "errors": self.errors[:20],
+        }
+
+
+TrendingFn = Callable[[str, datetime], list[tuple[Paper, float]]]
+
+
+class DigestRunner:
+    def __init__(
+        self,
+        storage: Storage,
+        settings: Settings,
+        links: Links,
+        *,
+        composer: Callable[[Pool], Composer],
+        trending: TrendingFn,
+        sender: Callable[[], SmtpSender],
+        embed_model: str | None,
+    ) -> None:
+        self.storage = storage
+        self.settings = settings
+        self.links = links
+        self._composer = composer
+        self._trending = trending
+        self._sender = sender
+        self.embed_model = embed_model
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+    def message_id(self, sub: Subscription, period: str) -> str:
+        """Deterministic per (subscription, period): a re-send after a crash carries the same
+        Message-ID, so receiving systems can recognise the duplicate."""
+        domain = self.settings.mail_from.rpartition("@")[2].strip(" >") or "localhost"
+        tag = self.links.signer.mac(f"digest:{sub.id}:{period}")
+        return f"<digest.{sub.id}.{period}.{tag}@{domain}>"
+
+    # -- what is due -----------------------------------------------------------------------------
+    def due(self, at: datetime, subs: Sequence[Subscription]) -> list[tuple[Subscription, str]]:
+        out = []
+        for s in subs:
+            period = due_period(
+                at,
+                frequency=s.frequency,
+                send_hour=s.send_hour,
+                timezone=s.timezone,
+                weekends=s.weekends,
+            )
+            if period is not None:
+                out.append((s, period))
+        return out
+
+    def since(self, sub: Subscription, at: datetime) -> datetime:
+        return sub.last_digest or at - period_length(sub.frequency)
+
+    def _composer_for(self, at: datetime, due: Sequence[tuple[Subscription, str]]) -> Composer:
+        since = min((self.since(s, at) for s, _ in due), default=at)
+        window = "week" if any(s.frequency == "weekly" for s, _ in due) else "day"
+        trending = self._trending(window, at)
+        extra = [pid for s, _ in due for pid in s.interests.follow]
+        ratings = self.storage.feedback_for([s.id for s, _ in due])
+        extra += [pid for r in ratings.values() for pid in r]
+        pool = build_pool(
+            self.storage,
+            since=since,
+            cap=self.settings.digest_candidate_cap,
+            trending=trending,
+            embed_model=self.embed_model,
+            extra_ids=extra,
+        )
+        return self._composer(pool)
+
+    # -- render ----------------------------------------------------------------------------------
+    def render(
+        self, sub: Subscription, period: str, items: Sequence[DigestItem], at: datetime
+    ) -> MailParts:
+        when = "this week" if sub.frequency == "weekly" else "today"
+        rows = []
+        for it in items:
+            p = it.paper
+            names = p.author_names
+            authors = ", ".join(names[:4]) + (" et al." if len(names) > 4 else "")
+            meta = " · ".join(
+                x
+                for x in (
+                    p.primary_category or (p.categories[0] if p.categories else ""),
+                    p.published.date().isoformat() if p.published else "",
+                )
+                if x
+            )
+            rows.append(
+                {
+                    "title": p.title,
+                    "authors": authors,
+                    "meta": meta,
+                    "summary": summarize(p.abstract),
+                    "reasons": it.reasons,
+                    "url": self.links.paper(p.id),
+                    "pdf_url": self.links.outbound(p.id, "pdf") if p.links.get("pdf") else "",
+                    "more_url": self.links.feedback(sub, p.id, 1),
+                    "less_url": self.links.feedback(sub, p.id, -1),
+                }
+            )
+        n = len(rows)
+        subject = f"paperradar: {n} paper{'s' if n != 1 else ''} for you {when} ({period})"
+        return render_mail(
+            "digest",
+            subject,
+            heading=f"Your papers {when}",
+            intro=f"{n} picked for {sub.email} · {period}",
+            items=rows,
+            email=sub.email,
+            interests=describe_interests(sub.interests),
+            preferences_url=self.links.preferences(sub),
+            unsubscribe_url=self.links.unsubscribe(sub),
+            base_url=self.links.base,
+        )
+
+    def _message(self, sub: Subscription, claim_mid: str, parts: MailParts, at: datetime) -> Any:
+        return build_message(
+            parts,
+            sender=self.settings.mail_from,
+            to=sub.email,
+            message_id=claim_mid,
+            date=at,
+            list_id=self.settings.list_id,
+            unsubscribe_url=self.links.unsubscribe(sub),
+        )
+
+    def _items_from_ledger(self, stored: list[dict[str, Any]]) -> list[DigestItem]:
+        papers = {p.id: p for p in self.storage.get_papers([str(d["id"]) for d in stored])}
+        return [
+            DigestItem(papers[str(d["id"])], float(d.get("score", 0.0)), list(d["reasons"]))
+            for d in stored
+            if str(d["id"]) in papers
+        ]
+
+    # -- preview ---------------------------------------------------------------------------------
+    def preview(self, sub: Subscription, at: datetime) -> MailParts:
+        period = due_period(
+            at, frequency=sub.frequency, send_hour=0, timezone=sub.timezone, weekends=True
+        )
+        period = period or at.date().isoformat()
+        composer = self._composer_for(at, [(sub, period)])
+        sent = self.storage.sent_paper_ids([sub.id])[sub.id]
+        ratings = self.storage.feedback_for([sub.id])[sub.id]
+        items = composer.compose(sub, since=self.since(sub, at), sent=sent, ratings=ratings)
+        return self.render(sub, period, items, at)
+
+    # -- the run ---------------------------------------------------------------------------------
+    def run(self, at: datetime | None = None, *, dry_run: bool = False) -> DigestReport:
+        at = at or datetime.now(UTC)
+        if at.tzinfo is None:
+            at = at.replace(tzinfo=UTC)
+        report = DigestReport(at=at, dry_run=dry_run)
+        due = self.due(at, self.storage.list_subscriptions("active"))
+        report.due = len(due)
+        if not due:
+            return report
+        if dry_run:
+            self._dry_run(at, due, report)
+            return report
+        composer: Composer | None = None
+        with self._sender() as sender:
+            for start in range(0, len(due), BATCH):
+                batch = due[start : start + BATCH]
+                subs = {s.id: s for s, _ in batch}
+                claims = self.storage.claim_digests(
+                    [(s.id, period, self.message_id(s, period)) for s, period in batch],
+                    self.owner,
+                    self.settings.digest_lease_s,
+                    datetime.now(UTC),
+                )
+                self._count_unclaimed(batch, claims, report)
+                if not claims:
+                    continue
+                if composer is None and any(c.items is None for c in claims):
+                    composer = self._composer_for(at, due)
+                ids = [c.subscription_id for c in claims]
+                sent_before = self.storage.sent_paper_ids(ids)
+                ratings = self.storage.feedback_for(ids)
+                for n, claim in enumerate(claims):
+                    sub = subs[claim.subscription_id]
+                    try:
+                        self._deliver(sub, claim, composer, sent_before, ratings, sender, at)
+                        report.sent += 1
+                    except TemporaryFailure as exc:
+                        report.temporary_failures += 1
+                        report.errors.append(f"{sub.email}: {exc}")
+                        self._release(claim, str(exc), permanent=False)
+                        if exc.connection:
+                            # The server is gone: give back what this batch still holds and
+                            # stop; the next run picks everyone up.
+                            report.smtp_unavailable = True
+                            for rest in claims[n + 1 :]:
+                                self._release(rest, str(exc), permanent=False)
+                            report.temporary_failures += len(claims) - n - 1
+                            return report
+                    except PermanentFailure as exc:
+                        report.permanent_failures += 1
+                        report.errors.append(f"{sub.email}: {exc}")
+                        self._release(claim, str(exc), permanent=True)
+                        fresh = self.storage.get_subscription(sub.id)
+                        if fresh is not None and fresh.status == "paused":
+                            report.paused += 1
+        return report
+
+    def _count_unclaimed(
+        self,
+        batch: Sequence[tuple[Subscription, str]],
+        claims: Sequence[DigestClaim],
+        report: DigestReport,
+    ) -> None:
+        got = {(c.subscription_id, c.period) for c in claims}
+        for s, period in batch:
+            if (s.id, period) in got:
+                continue
+            rows = [r for r in self.storage.ledger(s.id) if r["period"] == period]
+            if rows and rows[0]["state"] in ("sent", "failed"):
+                report.already_sent += 1
+            else:
+                report.held_elsewhere += 1
+
+    def _release(self, claim: DigestClaim, error: str, *, permanent: bool) -> None:
+        self.storage.release_digest(
+            claim.subscription_id,
+            claim.period,
+            self.owner,
+            error,
+            permanent=permanent,
+            pause_after=self.settings.digest_pause_after,
+        )
+
+    def _deliver(
+        self,
+        sub: Subscription,
+        claim: DigestClaim,
+        composer: Composer | None,
+        sent_before: dict[int, set[str]],
+        ratings: dict[int, dict[str, int]],
+        sender: SmtpSender,
+        at: datetime,
+    ) -> None:
+        if claim.items is not None:
+            items = self._items_from_ledger(claim.items)
+        else:
+            assert composer is not None
+            items = composer.compose(
+                sub,
+                since=self.since(sub, at),
+                sent=sent_before.get(sub.id, set()),
+                ratings=ratings.get(sub.id, {}),
+            )
+            stored = [
+                {"id": it.paper.id, "score": round(it.score, 6), "reasons": it.reasons}
+                for it in items
+            ]
+            if not self.storage.save_digest_items(sub.id, claim.period, self.owner, stored):
+                raise TemporaryFailure("lost the lease on this digest before sending it")
+        parts = self.render(sub, claim.period, items, at)
+        sender.send(self._message(sub, claim.message_id, parts, datetime.now(UTC)))
+        if not self.storage.finish_digest(
+            sub.id, claim.period, self.owner, [it.paper.id for it in items], datetime.now(UTC)
+        ):
+            log.error(
+                "digest %s for %s was sent but its lease had run out: another runner may send "
+                "it again (same Message-ID); raise digest_lease_s",
+                claim.period,
+                sub.email,
+            )
+
+    def _dry_run(
+        self, at: datetime, due: Sequence[tuple[Subscription, str]], report: DigestReport
+    ) -> None:
+        composer = self._composer_for(at, due)
+        ids = [s.id for s, _ in due]
+        sent = self.storage.sent_paper_ids(ids)
+        ratings = self.storage.feedback_for(ids)
+        for sub, period in due:
+            done = [r for r in self.storage.ledger(sub.id) if r["period"] == period]
+            if done and done[0]["state"] in ("sent", "failed"):
+                report.already_sent += 1
+                continue
+            items = composer.compose(
+                sub, since=self.since(sub, at), sent=sent[sub.id], ratings=ratings[sub.id]
+            )
+            report.previews.append(
+                {
+                    "email": sub.email,
+                    "period": period,
+                    "items": [
+                        {"id": it.paper.id, "title": it.paper.title, "reasons": it.reasons}
+                        for it in items
+                    ],
+                }
+            )
