@@ -63,6 +63,7 @@ class MailServer:
         self.port = port or free_port()
         self.recorder = Recorder(keep)
         self.controller = Controller(self.recorder, hostname="127.0.0.1", port=self.port)
+        self.running = False
 
     @property
     def url(self) -> str:
@@ -70,10 +71,18 @@ class MailServer:
 
     def start(self) -> MailServer:
         self.controller.start()
+        self.running = True
         return self
 
     def stop(self) -> None:
-        self.controller.stop()
+        if self.running:
+            self.controller.stop()
+            self.running = False
+
+    def restart(self) -> None:
+        """Come back on the same port, keeping what was received."""
+        self.controller = Controller(self.recorder, hostname="127.0.0.1", port=self.port)
+        self.start()
 
 
 def main() -> None:

@@ -34,9 +34,6 @@ __all__ = ["DigestReport", "DigestRunner"]
 
 log = logging.getLogger(__name__)
 
-BATCH = 100
-
-
 @dataclass(slots=True)
 class DigestReport:
     at: datetime
@@ -227,8 +224,9 @@ class DigestRunner:
             return report
         composer: Composer | None = None
         with self._sender() as sender:
-            for start in range(0, len(due), BATCH):
-                batch = due[start : start + BATCH]
+            size = max(1, self.settings.digest_batch)
+            for start in range(0, len(due), size):
+                batch = due[start : start + size]
                 subs = {s.id: s for s, _ in batch}
                 claims = self.storage.claim_digests(
                     [(s.id, period, self.message_id(s, period)) for s, period in batch],
@@ -324,8 +322,10 @@ class DigestRunner:
                 raise TemporaryFailure("lost the lease on this digest before sending it")
         parts = self.render(sub, claim.period, items, at)
         sender.send(self._message(sub, claim.message_id, parts, datetime.now(UTC)))
+        # The digest's time is the run's ``at``: the next digest's candidates start there, so a
+        # paper first seen while this run was going is not missed.
         if not self.storage.finish_digest(
-            sub.id, claim.period, self.owner, [it.paper.id for it in items], datetime.now(UTC)
+            sub.id, claim.period, self.owner, [it.paper.id for it in items], at
         ):
             log.error(
                 "digest %s for %s was sent but its lease had run out: another runner may send "
