@@ -34,6 +34,7 @@ __all__ = ["DigestReport", "DigestRunner"]
 
 log = logging.getLogger(__name__)
 
+
 @dataclass(slots=True)
 class DigestReport:
     at: datetime

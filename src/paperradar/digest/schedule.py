@@ -9,9 +9,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from paperradar.errors import PaperradarError
 
-__all__ = ["FREQUENCIES", "check_timezone", "due_period", "period_length"]
+__all__ = ["FREQUENCIES", "InvalidSubscription", "check_timezone", "due_period", "period_length"]
 
 FREQUENCIES = ("daily", "weekly")
+
+
+class InvalidSubscription(PaperradarError):
+    """A subscription request or preference that cannot be used (address, time zone, hour…)."""
 
 
 def check_timezone(name: str) -> str:
@@ -19,7 +23,7 @@ def check_timezone(name: str) -> str:
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise PaperradarError(
+        raise InvalidSubscription(
             f"unknown time zone {name!r}: use an IANA name like Europe/Berlin or UTC"
         ) from exc
     return name

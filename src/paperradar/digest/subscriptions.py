@@ -16,10 +16,9 @@ from datetime import UTC, datetime, timedelta
 from paperradar.config import Settings
 from paperradar.digest.links import Links
 from paperradar.digest.render import build_message, render_mail
-from paperradar.digest.schedule import FREQUENCIES, check_timezone
+from paperradar.digest.schedule import FREQUENCIES, InvalidSubscription, check_timezone
 from paperradar.digest.smtp import SmtpSender
 from paperradar.digest.tokens import InvalidToken, TokenSigner
-from paperradar.errors import PaperradarError
 from paperradar.storage import Storage
 from paperradar.storage.base import Interests, Subscription
 
@@ -42,11 +41,11 @@ class Preferences:
 
     def check(self) -> Preferences:
         if self.frequency not in FREQUENCIES:
-            raise PaperradarError(f"frequency {self.frequency!r}: use daily or weekly")
+            raise InvalidSubscription(f"frequency {self.frequency!r}: use daily or weekly")
         if not 0 <= self.send_hour <= 23:
-            raise PaperradarError(f"send hour {self.send_hour}: use 0 to 23 (local time)")
+            raise InvalidSubscription(f"send hour {self.send_hour}: use 0 to 23 (local time)")
         if not 1 <= self.max_items <= 100:
-            raise PaperradarError(f"max items {self.max_items}: use 1 to 100")
+            raise InvalidSubscription(f"max items {self.max_items}: use 1 to 100")
         check_timezone(self.timezone)
         return self
 
@@ -65,7 +64,7 @@ def describe_interests(it: Interests) -> str:
 def check_email(email: str) -> str:
     email = email.strip()
     if len(email) > 254 or not EMAIL.fullmatch(email):
-        raise PaperradarError(f"{email!r} is not an email address like you@example.org")
+        raise InvalidSubscription(f"{email!r} is not an email address like you@example.org")
     return email.lower()
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from paperradar.digest.schedule import InvalidSubscription
 from paperradar.digest.smtp import TemporaryFailure
 from paperradar.digest.tokens import InvalidToken
 from paperradar.errors import (
@@ -39,6 +40,7 @@ class SubscriptionsUnavailable(FeatureUnavailable):
 ERROR_STATUS: dict[type[Exception], tuple[int, str]] = {
     BadParameter: (400, "invalid_parameter"),
     InvalidToken: (400, "invalid_token"),
+    InvalidSubscription: (400, "invalid_subscription"),
     TemporaryFailure: (503, "mail_unavailable"),
     InvalidQuery: (400, "invalid_query"),
     InvalidId: (400, "invalid_id"),

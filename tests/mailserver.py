@@ -1,8 +1,7 @@
 """A real SMTP server for tests: aiosmtpd on 127.0.0.1, keeping every message it accepted.
 
 ``reject`` maps a recipient to an SMTP reply (``"550 no such user"``, ``"451 try later"``) to
-simulate refusals. Also runnable as a script (``python mailserver.py PORT OUTFILE``) that
-appends each message to a file, for tests and benchmarks that use another process.
+simulate refusals.
 """
 
 from __future__ import annotations
@@ -10,9 +9,7 @@ from __future__ import annotations
 import email
 import email.policy
 import socket
-import sys
 import threading
-import time
 from email.message import EmailMessage
 from typing import Any
 
@@ -83,31 +80,3 @@ class MailServer:
         """Come back on the same port, keeping what was received."""
         self.controller = Controller(self.recorder, hostname="127.0.0.1", port=self.port)
         self.start()
-
-
-def main() -> None:
-    port, path = int(sys.argv[1]), sys.argv[2]
-    server = MailServer(port, keep=False)
-
-    class ToFile(Recorder):
-        async def handle_DATA(self, srv: Any, session: Session, envelope: Envelope) -> str:
-            raw = envelope.original_content or b""
-            msg = email.message_from_bytes(raw, policy=email.policy.default)
-            with self.lock, open(path, "a") as fh:
-                fh.write(f"{msg['To']}\t{msg['Message-ID']}\n")
-                self.count += 1
-            return "250 Message accepted"
-
-    server.recorder = ToFile(keep=False)
-    server.controller = Controller(server.recorder, hostname="127.0.0.1", port=port)
-    server.start()
-    print("ready", flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        server.stop()
-
-
-if __name__ == "__main__":
-    main()
