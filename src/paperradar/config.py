@@ -70,6 +70,7 @@ class Settings(BaseSettings):
     secret_key: str = ""  # generated and stored in data_dir on first use when unset
     smtp_timeout_s: float = 30.0
     smtp_rate_per_s: float = 10.0  # messages per second through one connection (0: no limit)
+    smtp_connections: int = 4  # parallel SMTP connections of a digest run
     smtp_retries: int = 3  # retries of a temporary (4xx, connection) failure per message
     smtp_backoff_s: float = 2.0  # first retry delay; doubles each retry
     list_id: str = "paperradar digest"  # List-Id header (RFC 2919) text

@@ -16,7 +16,7 @@ from paperradar.digest.compose import Composer, Pool
 from paperradar.digest.links import Links
 from paperradar.digest.render import MailParts
 from paperradar.digest.run import DigestReport, DigestRunner
-from paperradar.digest.smtp import SmtpSender, parse_smtp_url
+from paperradar.digest.smtp import RateLimit, SmtpSender, parse_smtp_url
 from paperradar.digest.subscriptions import Preferences, SubscriptionDesk
 from paperradar.digest.tokens import TokenSigner, load_or_create_secret
 from paperradar.errors import InvalidId, NotFound, PaperradarError, SourceError
@@ -262,7 +262,7 @@ class Engine:
             self._signer = TokenSigner(key)
         return self._signer
 
-    def _smtp(self) -> SmtpSender:
+    def _smtp(self, rate: RateLimit | None = None) -> SmtpSender:
         s = self.settings
         return SmtpSender(
             parse_smtp_url(s.smtp_url),
@@ -270,6 +270,7 @@ class Engine:
             rate_per_s=s.smtp_rate_per_s,
             retries=s.smtp_retries,
             backoff_s=s.smtp_backoff_s,
+            rate=rate,
         )
 
     def _desk(self) -> SubscriptionDesk:
@@ -382,19 +383,24 @@ class Engine:
         newest = min((p.first_seen for p in pool.papers if p.first_seen), default=None)
         days = max(1, (datetime.now(UTC) - newest).days + 1) if newest else 1
 
+        depth = 100
+
         def search(query: str) -> list[str]:
+            # Recent matches first (the digest is about new papers), then the best overall when
+            # the recent ones do not fill the depth.
             ids: list[str] = []
             if "since:" not in query:
-                recent = self.search(f"{query} since:{days}d", limit=200)
+                recent = self.search(f"{query} since:{days}d", limit=depth)
                 ids += [h.paper.id for h in recent.hits]
-            ids += [h.paper.id for h in self.search(query, limit=200).hits]
+            if len(ids) < depth:
+                ids += [h.paper.id for h in self.search(query, limit=depth).hits]
             return list(dict.fromkeys(ids))
 
         def similar(seeds: tuple[str, ...]) -> list[str]:
             known = [p.id for p in self.storage.get_papers(list(seeds))]
             if not known:
                 return []
-            return [h.paper.id for h in self.more_like_these(known, limit=200)]
+            return [h.paper.id for h in self.more_like_these(known, limit=depth)]
 
         return Composer(
             pool,

@@ -202,15 +202,20 @@ class Composer:
         return self._cache[key]
 
     def similar_scores(self, seeds: tuple[str, ...]) -> FloatArray:
-        key = ("s", "\x1f".join(seeds))
-        if key not in self._cache:
-            try:
-                ids = self._similar(seeds)
-            except PaperradarError as exc:
-                log.warning("more-like-these over %d papers skipped: %s", len(seeds), exc)
-                ids = []
-            self._cache[key] = self._hits_to_scores(ids)
-        return self._cache[key]
+        """Similarity to any of ``seeds``: the best of each seed's more-like-this ranking (one
+        cached search per distinct seed paper, shared by every subscriber following it)."""
+        out = np.zeros(len(self.pool.papers))
+        for seed in seeds:
+            key = ("s", seed)
+            if key not in self._cache:
+                try:
+                    ids = self._similar((seed,))
+                except PaperradarError as exc:
+                    log.warning("more-like-this of %s skipped: %s", seed, exc)
+                    ids = []
+                self._cache[key] = self._hits_to_scores(ids)
+            out = np.maximum(out, self._cache[key])
+        return out
 
     def _embedding_matrix(self) -> FloatArray | None:
         if "emb" not in {k[0] for k in self._cache} and self.pool.embeddings:

@@ -34,7 +34,7 @@ class Links:
         return self._url("/subscriptions/preferences", token=token)
 
     def feedback(self, sub: Subscription, paper_id: str, value: int) -> str:
-        token = self.signer.sign("feedback", {**self._who(sub), "p": paper_id, "v": value})
+        token = self.signer.compact("feedback", [str(sub.id), str(value), paper_id], sub.email)
         return self._url("/subscriptions/feedback", token=token)
 
     def paper(self, paper_id: str) -> str:

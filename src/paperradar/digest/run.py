@@ -13,8 +13,10 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -24,7 +26,7 @@ from paperradar.digest.compose import Composer, DigestItem, Pool, build_pool
 from paperradar.digest.links import Links
 from paperradar.digest.render import MailParts, build_message, render_mail, summarize
 from paperradar.digest.schedule import due_period, period_length
-from paperradar.digest.smtp import PermanentFailure, SmtpSender, TemporaryFailure
+from paperradar.digest.smtp import PermanentFailure, RateLimit, SmtpSender, TemporaryFailure
 from paperradar.digest.subscriptions import describe_interests
 from paperradar.model import Paper
 from paperradar.storage import Storage
@@ -79,7 +81,7 @@ class DigestRunner:
         *,
         composer: Callable[[Pool], Composer],
         trending: TrendingFn,
-        sender: Callable[[], SmtpSender],
+        sender: Callable[[RateLimit], SmtpSender],
         embed_model: str | None,
     ) -> None:
         self.storage = storage
@@ -224,11 +226,66 @@ class DigestRunner:
             self._dry_run(at, due, report)
             return report
         composer: Composer | None = None
-        with self._sender() as sender:
-            size = max(1, self.settings.digest_batch)
+        rate = RateLimit(self.settings.smtp_rate_per_s)
+        local = threading.local()
+        senders: list[SmtpSender] = []
+        lock = threading.Lock()
+        stop = threading.Event()
+        subs_by_id: dict[int, Subscription] = {}
+
+        def sender() -> SmtpSender:
+            found: SmtpSender | None = getattr(local, "sender", None)
+            if found is None:
+                found = self._sender(rate)
+                local.sender = found
+                with lock:
+                    senders.append(found)
+            return found
+
+        def task(claim: DigestClaim, items: list[DigestItem] | None) -> tuple[str, str]:
+            sub = subs_by_id[claim.subscription_id]
+            if stop.is_set():
+                self._release(claim, "the SMTP server became unavailable", permanent=False)
+                return "temporary", ""
+            try:
+                if items is None:
+                    raise TemporaryFailure("lost the lease on this digest before sending it")
+                self._deliver(sub, claim, items, sender(), at)
+                return "sent", ""
+            except TemporaryFailure as exc:
+                self._release(claim, str(exc), permanent=False)
+                if exc.connection:
+                    stop.set()
+                return "temporary", f"{sub.email}: {exc}"
+            except PermanentFailure as exc:
+                self._release(claim, str(exc), permanent=True)
+                fresh = self.storage.get_subscription(sub.id)
+                paused = fresh is not None and fresh.status == "paused"
+                return "paused" if paused else "permanent", f"{sub.email}: {exc}"
+
+        def collect(futures: list[Future[tuple[str, str]]]) -> None:
+            for fut in futures:
+                outcome, error = fut.result()
+                if outcome == "sent":
+                    report.sent += 1
+                elif outcome == "temporary":
+                    report.temporary_failures += 1
+                else:
+                    report.permanent_failures += 1
+                    report.paused += outcome == "paused"
+                if error:
+                    report.errors.append(error)
+
+        size = max(1, self.settings.digest_batch)
+        pending: list[Future[tuple[str, str]]] = []
+        pool = ThreadPoolExecutor(max(1, self.settings.smtp_connections), "paperradar-smtp")
+        try:
             for start in range(0, len(due), size):
+                if stop.is_set():
+                    break
                 batch = due[start : start + size]
                 subs = {s.id: s for s, _ in batch}
+                subs_by_id.update(subs)
                 claims = self.storage.claim_digests(
                     [(s.id, period, self.message_id(s, period)) for s, period in batch],
                     self.owner,
@@ -243,30 +300,19 @@ class DigestRunner:
                 ids = [c.subscription_id for c in claims]
                 sent_before = self.storage.sent_paper_ids(ids)
                 ratings = self.storage.feedback_for(ids)
-                for n, claim in enumerate(claims):
-                    sub = subs[claim.subscription_id]
-                    try:
-                        self._deliver(sub, claim, composer, sent_before, ratings, sender, at)
-                        report.sent += 1
-                    except TemporaryFailure as exc:
-                        report.temporary_failures += 1
-                        report.errors.append(f"{sub.email}: {exc}")
-                        self._release(claim, str(exc), permanent=False)
-                        if exc.connection:
-                            # The server is gone: give back what this batch still holds and
-                            # stop; the next run picks everyone up.
-                            report.smtp_unavailable = True
-                            for rest in claims[n + 1 :]:
-                                self._release(rest, str(exc), permanent=False)
-                            report.temporary_failures += len(claims) - n - 1
-                            return report
-                    except PermanentFailure as exc:
-                        report.permanent_failures += 1
-                        report.errors.append(f"{sub.email}: {exc}")
-                        self._release(claim, str(exc), permanent=True)
-                        fresh = self.storage.get_subscription(sub.id)
-                        if fresh is not None and fresh.status == "paused":
-                            report.paused += 1
+                digests = self._compose_batch(claims, subs, composer, sent_before, ratings, at)
+                # Send this batch while the next one is claimed and composed.
+                submitted = [
+                    pool.submit(task, claim, digests.get(claim.subscription_id)) for claim in claims
+                ]
+                collect(pending)
+                pending = submitted
+            collect(pending)
+        finally:
+            pool.shutdown(wait=True)
+            for snd in senders:
+                snd.close()
+        report.smtp_unavailable = stop.is_set()
         return report
 
     def _count_unclaimed(
@@ -295,19 +341,24 @@ class DigestRunner:
             pause_after=self.settings.digest_pause_after,
         )
 
-    def _deliver(
+    def _compose_batch(
         self,
-        sub: Subscription,
-        claim: DigestClaim,
+        claims: Sequence[DigestClaim],
+        subs: dict[int, Subscription],
         composer: Composer | None,
         sent_before: dict[int, set[str]],
         ratings: dict[int, dict[str, int]],
-        sender: SmtpSender,
         at: datetime,
-    ) -> None:
-        if claim.items is not None:
-            items = self._items_from_ledger(claim.items)
-        else:
+    ) -> dict[int, list[DigestItem]]:
+        """The digest of every claim: re-used from the ledger when an earlier attempt composed
+        it, else composed now and stored (one transaction) before anything is sent."""
+        out: dict[int, list[DigestItem]] = {}
+        fresh: list[tuple[int, str, list[dict[str, Any]]]] = []
+        for claim in claims:
+            sub = subs[claim.subscription_id]
+            if claim.items is not None:
+                out[sub.id] = self._items_from_ledger(claim.items)
+                continue
             assert composer is not None
             items = composer.compose(
                 sub,
@@ -315,12 +366,32 @@ class DigestRunner:
                 sent=sent_before.get(sub.id, set()),
                 ratings=ratings.get(sub.id, {}),
             )
-            stored = [
-                {"id": it.paper.id, "score": round(it.score, 6), "reasons": it.reasons}
-                for it in items
-            ]
-            if not self.storage.save_digest_items(sub.id, claim.period, self.owner, stored):
-                raise TemporaryFailure("lost the lease on this digest before sending it")
+            out[sub.id] = items
+            fresh.append(
+                (
+                    sub.id,
+                    claim.period,
+                    [
+                        {"id": it.paper.id, "score": round(it.score, 6), "reasons": it.reasons}
+                        for it in items
+                    ],
+                )
+            )
+        if fresh:
+            saved = self.storage.save_digests(self.owner, fresh)
+            for sub_id, _, _ in fresh:
+                if sub_id not in saved:
+                    del out[sub_id]
+        return out
+
+    def _deliver(
+        self,
+        sub: Subscription,
+        claim: DigestClaim,
+        items: list[DigestItem],
+        sender: SmtpSender,
+        at: datetime,
+    ) -> None:
         parts = self.render(sub, claim.period, items, at)
         sender.send(self._message(sub, claim.message_id, parts, datetime.now(UTC)))
         # The digest's time is the run's ``at``: the next digest's candidates start there, so a

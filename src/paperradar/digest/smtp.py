@@ -10,6 +10,7 @@ import logging
 import smtplib
 import socket
 import ssl
+import threading
 import time
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -17,7 +18,14 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from paperradar.errors import ConfigError, PaperradarError
 
-__all__ = ["PermanentFailure", "SmtpConfig", "SmtpSender", "TemporaryFailure", "parse_smtp_url"]
+__all__ = [
+    "PermanentFailure",
+    "RateLimit",
+    "SmtpConfig",
+    "SmtpSender",
+    "TemporaryFailure",
+    "parse_smtp_url",
+]
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +75,25 @@ def parse_smtp_url(url: str) -> SmtpConfig:
     )
 
 
+class RateLimit:
+    """At most ``per_s`` messages a second, shared by every connection of a run (0: no limit)."""
+
+    def __init__(self, per_s: float) -> None:
+        self.interval = 1.0 / per_s if per_s > 0 else 0.0
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        if not self.interval:
+            return
+        with self._lock:
+            now = time.monotonic()
+            slot = max(self._next, now)
+            self._next = slot + self.interval
+        if slot > now:
+            time.sleep(slot - now)
+
+
 class SmtpSender:
     """Sends messages over one reused connection (reconnecting when dropped)."""
 
@@ -78,14 +105,14 @@ class SmtpSender:
         rate_per_s: float = 0.0,
         retries: int = 3,
         backoff_s: float = 2.0,
+        rate: RateLimit | None = None,
     ) -> None:
         self.config = config
         self.timeout = timeout
-        self.min_interval = 1.0 / rate_per_s if rate_per_s > 0 else 0.0
+        self.rate = rate or RateLimit(rate_per_s)
         self.retries = retries
         self.backoff_s = backoff_s
         self._conn: smtplib.SMTP | None = None
-        self._last_send = 0.0
         self.sent = 0
 
     def __enter__(self) -> SmtpSender:
@@ -124,11 +151,7 @@ class SmtpSender:
         return conn
 
     def _throttle(self) -> None:
-        if self.min_interval:
-            wait = self._last_send + self.min_interval - time.monotonic()
-            if wait > 0:
-                time.sleep(wait)
-        self._last_send = time.monotonic()
+        self.rate.wait()
 
     def send(self, msg: EmailMessage) -> None:
         """Deliver ``msg``; retry temporary failures with backoff; raise TemporaryFailure when

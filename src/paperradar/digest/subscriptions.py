@@ -250,10 +250,18 @@ class SubscriptionDesk:
         return self.storage.save_subscription(sub)
 
     def feedback(self, token: str, *, now: datetime | None = None) -> tuple[Subscription, str, int]:
-        sub, data = self._from_token("feedback", token)
-        pid, value = data.get("p"), data.get("v")
-        if not isinstance(pid, str) or value not in (1, -1):
+        found: dict[str, Subscription] = {}
+
+        def email_of(fields: list[str]) -> str | None:
+            sub = self.storage.get_subscription(int(fields[0])) if fields[0].isdigit() else None
+            if sub is None or len(fields) != 3:
+                return None
+            found["sub"] = sub
+            return sub.email
+
+        _sid, value, pid = self.signer.open_compact("feedback", token, email_of)
+        if value not in ("1", "-1"):
             raise InvalidToken("this feedback link is not valid: use the link from the mail")
-        assert isinstance(value, int)
-        self.storage.set_feedback(sub.id, pid, value, now or datetime.now(UTC))
-        return sub, pid, value
+        sub = found["sub"]
+        self.storage.set_feedback(sub.id, pid, int(value), now or datetime.now(UTC))
+        return sub, pid, int(value)

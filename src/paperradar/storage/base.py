@@ -370,6 +370,13 @@ class Storage(Protocol):
         """Store the composed digest on a held row; False when the lease was lost."""
         ...
 
+    def save_digests(
+        self, owner: str, rows: Sequence[tuple[int, str, list[dict[str, Any]]]]
+    ) -> set[int]:
+        """``save_digest_items`` for many (subscription id, period, items) in one transaction;
+        the subscription ids whose rows were still held."""
+        ...
+
     def finish_digest(
         self, sub_id: int, period: str, owner: str, paper_ids: Sequence[str], now: datetime
     ) -> bool:

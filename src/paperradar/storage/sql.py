@@ -1014,6 +1014,21 @@ class SqlStorage:
             )
             return res.rowcount == 1
 
+    def save_digests(
+        self, owner: str, rows: Sequence[tuple[int, str, list[dict[str, Any]]]]
+    ) -> set[int]:
+        saved: set[int] = set()
+        with self._write_txn() as conn:
+            for sub_id, period, items in rows:
+                res = conn.execute(
+                    sa.update(digest_ledger)
+                    .where(self._held_digest(sub_id, period, owner))
+                    .values(state="composed", items=json.dumps(items, ensure_ascii=False))
+                )
+                if res.rowcount == 1:
+                    saved.add(sub_id)
+        return saved
+
     def finish_digest(
         self, sub_id: int, period: str, owner: str, paper_ids: Sequence[str], now: datetime
     ) -> bool:
