@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import random
+import resource
 import shutil
 import socket
 import subprocess
@@ -83,7 +84,9 @@ def make_db(papers: int, folder: Path) -> Path:
         eng = make_engine(str(db), search_mode="keyword")
         eng.ingest_jsonl(corpus)
         eng.close()
-        print(f"ingested {papers:,} papers in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+        print(
+            f"ingested {papers:,} papers in {time.perf_counter() - started:.1f} s", file=sys.stderr
+        )
     return db
 
 
@@ -149,14 +152,22 @@ def one_run(base_db: Path, papers: int, subscribers: int, folder: Path) -> dict[
         add_subscribers(eng, subscribers)
         setup_s = time.perf_counter() - started
         at = datetime.now(UTC).replace(hour=23, minute=0)
+        cpu0 = resource.getrusage(resource.RUSAGE_SELF)
         started = time.perf_counter()
         report = eng.run_digests(at=at)
         run_s = time.perf_counter() - started
+        cpu1 = resource.getrusage(resource.RUSAGE_SELF)
         eng.close()
     finally:
         assert server.stdin is not None
+        children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         server.stdin.close()
         server.wait(timeout=30)
+        children1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    runner_cpu = (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)
+    server_cpu = (children1.ru_utime + children1.ru_stime) - (
+        children0.ru_utime + children0.ru_stime
+    )
     return {
         "papers": papers,
         "subscribers": subscribers,
@@ -164,6 +175,8 @@ def one_run(base_db: Path, papers: int, subscribers: int, folder: Path) -> dict[
         "failures": report.temporary_failures + report.permanent_failures,
         "run_s": round(run_s, 1),
         "per_s": round(report.sent / run_s, 1) if run_s else None,
+        "runner_cpu_s": round(runner_cpu, 1),
+        "smtp_server_cpu_s": round(server_cpu, 1),
         "setup_s": round(setup_s, 1),
     }
 
@@ -179,7 +192,7 @@ def main() -> None:
     folder = args.keep or Path(tempfile.mkdtemp(prefix="paperradar-digest-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
     if args.grid:
-        grid = [(10_000, 1_000), (10_000, 10_000), (100_000, 1_000), (100_000, 3_000)]
+        grid = [(10_000, 1_000), (10_000, 5_000), (100_000, 1_000), (100_000, 5_000)]
         grid += [(100_000, 10_000)]
     else:
         grid = [(args.papers, args.subscribers)]
@@ -196,11 +209,14 @@ def main() -> None:
         print(json.dumps({"machine": machine(), "rows": rows}, indent=2))
         return
     print(f"machine: {machine()}")
-    print(f"{'papers':>8} {'subscribers':>11} {'sent':>7} {'fail':>5} {'run s':>7} {'mails/s':>8}")
+    print(
+        f"{'papers':>8} {'subscribers':>11} {'sent':>7} {'fail':>5} {'run s':>7} {'mails/s':>8}"
+        f" {'runner cpu s':>12} {'smtpd cpu s':>11}"
+    )
     for r in rows:
         print(
             f"{r['papers']:>8,} {r['subscribers']:>11,} {r['sent']:>7,} {r['failures']:>5}"
-            f" {r['run_s']:>7} {r['per_s']:>8}"
+            f" {r['run_s']:>7} {r['per_s']:>8} {r['runner_cpu_s']:>12} {r['smtp_server_cpu_s']:>11}"
         )
 
 

@@ -380,21 +380,20 @@ class Engine:
         )
 
     def _composer(self, pool: Pool) -> Composer:
-        newest = min((p.first_seen for p in pool.papers if p.first_seen), default=None)
-        days = max(1, (datetime.now(UTC) - newest).days + 1) if newest else 1
-
+        now = datetime.now(UTC)
+        seen = [p.first_seen for p in pool.papers if p.first_seen]
+        days = max(1, (now - min(seen)).days + 1) if seen else 1
+        horizon = now - timedelta(days=days)
+        # One search per distinct query: restricted to recent publications when the new papers
+        # are recent ones (the daily arXiv flow), over everything when they are not (a snapshot
+        # or library import brings old papers that paperradar has only just seen).
+        recent = sum(1 for p in pool.papers if (p.published or p.first_seen or now) >= horizon)
+        use_since = bool(pool.papers) and recent * 2 >= len(pool.papers)
         depth = 100
 
         def search(query: str) -> list[str]:
-            # Recent matches first (the digest is about new papers), then the best overall when
-            # the recent ones do not fill the depth.
-            ids: list[str] = []
-            if "since:" not in query:
-                recent = self.search(f"{query} since:{days}d", limit=depth)
-                ids += [h.paper.id for h in recent.hits]
-            if len(ids) < depth:
-                ids += [h.paper.id for h in self.search(query, limit=depth).hits]
-            return list(dict.fromkeys(ids))
+            text = f"{query} since:{days}d" if use_since and "since:" not in query else query
+            return [h.paper.id for h in self.search(text, limit=depth).hits]
 
         def similar(seeds: tuple[str, ...]) -> list[str]:
             known = [p.id for p in self.storage.get_papers(list(seeds))]

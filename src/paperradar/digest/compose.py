@@ -40,6 +40,8 @@ FloatArray = npt.NDArray[np.float64]
 SearchFn = Callable[[str], list[str]]  # query -> paper ids, best first
 SimilarFn = Callable[[tuple[str, ...]], list[str]]  # seed ids -> paper ids, best first
 
+FEW_SEEDS = 3  # up to this many followed/liked papers are searched one by one (shared cache)
+MAX_SEEDS = 50  # a larger profile is searched as one set of its newest papers
 MIN_RATINGS = 6  # ratings (with both likes and dislikes) before the linear model kicks in
 WEIGHTS = {
     "query": 1.0,
@@ -158,6 +160,7 @@ class Composer:
         self.trending_weight = trending_weight
         self._cache: dict[tuple[str, str], FloatArray] = {}
         self._errors: dict[str, str] = {}
+        self._authors: list[str] | None = None
 
     # -- cached signals over the pool --------------------------------------------------------
     def _hits_to_scores(self, ids: list[str]) -> FloatArray:
@@ -194,24 +197,26 @@ class Composer:
     def author_mask(self, name: str) -> FloatArray:
         key = ("a", name.lower())
         if key not in self._cache:
+            if self._authors is None:
+                self._authors = ["\x1f".join(p.author_names).lower() for p in self.pool.papers]
             needle = name.lower()
-            self._cache[key] = np.array(
-                [any(needle in a.lower() for a in p.author_names) for p in self.pool.papers],
-                dtype=np.float64,
-            )
+            self._cache[key] = np.array([needle in a for a in self._authors], dtype=np.float64)
         return self._cache[key]
 
     def similar_scores(self, seeds: tuple[str, ...]) -> FloatArray:
-        """Similarity to any of ``seeds``: the best of each seed's more-like-this ranking (one
-        cached search per distinct seed paper, shared by every subscriber following it)."""
+        """Similarity to ``seeds``. A few seeds (followed papers, likes): the best of each seed's
+        more-like-this ranking, one cached search per distinct seed shared by every subscriber
+        following it. Many (a BibTeX library): one more-like-these over the ``MAX_SEEDS``
+        highest ids (the newest, for arXiv ids), cached for the set."""
+        groups = [(s,) for s in seeds] if len(seeds) <= FEW_SEEDS else [seeds[-MAX_SEEDS:]]
         out = np.zeros(len(self.pool.papers))
-        for seed in seeds:
-            key = ("s", seed)
+        for group in groups:
+            key = ("s", "\x1f".join(group))
             if key not in self._cache:
                 try:
-                    ids = self._similar((seed,))
+                    ids = self._similar(group)
                 except PaperradarError as exc:
-                    log.warning("more-like-this of %s skipped: %s", seed, exc)
+                    log.warning("more-like-these over %d papers skipped: %s", len(group), exc)
                     ids = []
                 self._cache[key] = self._hits_to_scores(ids)
             out = np.maximum(out, self._cache[key])

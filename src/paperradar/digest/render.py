@@ -55,6 +55,11 @@ def render_mail(template: str, subject: str, **context: Any) -> MailParts:
     )
 
 
+def _cte(text: str) -> str:
+    ascii_short = text.isascii() and all(len(line) <= 998 for line in text.splitlines())
+    return "7bit" if ascii_short else "quoted-printable"
+
+
 def build_message(
     parts: MailParts,
     *,
@@ -81,6 +86,8 @@ def build_message(
         msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     for k, v in parts.headers.items():
         msg[k] = v
-    msg.set_content(parts.text)
-    msg.add_alternative(parts.html, subtype="html")
+    # Naming the transfer encoding spares the content manager from encoding each part twice to
+    # pick the shorter (quoted-printable stays readable and safe over any relay).
+    msg.set_content(parts.text, cte=_cte(parts.text))
+    msg.add_alternative(parts.html, subtype="html", cte=_cte(parts.html))
     return msg
