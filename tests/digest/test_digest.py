@@ -225,3 +225,19 @@ def test_dry_run_sends_and_records_nothing(make_eng: EngineFactory, mail: MailSe
     assert sum("neurons" in r for r in reasons) >= len(reasons) // 2
     assert eng.storage.ledger(eng.subscriptions()[0].id) == []
     assert eng.run_digests(at=AT).sent == 1
+
+
+def test_non_ascii_survives_the_wire(make_eng: EngineFactory, mail: MailServer) -> None:
+    eng = _engine(make_eng, list_id="Digest für Forscher")
+    title = "Schrödinger bridges für Diffusion — ein Überblick. " + "lang " * 40
+    papers = corpus(AT, n_per_topic=1)
+    papers[0].title = title
+    papers[0].id = papers[0].arxiv_id = "2606.09999"
+    eng.storage.write_papers(papers[:1])
+    subscribe_confirmed(eng, mail, "uni@example.org", queries=["Schrödinger"])
+    assert eng.run_digests(at=AT).sent == 1
+    msg = mail.recorder.to("uni@example.org")[-1]
+    assert msg["List-Id"].startswith("Digest für Forscher <")
+    text = msg.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    html = msg.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    assert " ".join(title.split()) in text and "Schrödinger bridges für" in html

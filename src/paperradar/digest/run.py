@@ -24,7 +24,7 @@ from typing import Any
 from paperradar.config import Settings
 from paperradar.digest.compose import Composer, DigestItem, Pool, build_pool
 from paperradar.digest.links import Links
-from paperradar.digest.render import MailParts, build_message, render_mail, summarize
+from paperradar.digest.render import MailParts, RawMail, build_raw, render_mail, summarize
 from paperradar.digest.schedule import due_period, period_length
 from paperradar.digest.smtp import PermanentFailure, RateLimit, SmtpSender, TemporaryFailure
 from paperradar.digest.subscriptions import describe_interests
@@ -181,8 +181,10 @@ class DigestRunner:
             base_url=self.links.base,
         )
 
-    def _message(self, sub: Subscription, claim_mid: str, parts: MailParts, at: datetime) -> Any:
-        return build_message(
+    def _message(
+        self, sub: Subscription, claim_mid: str, parts: MailParts, at: datetime
+    ) -> RawMail:
+        return build_raw(
             parts,
             sender=self.settings.mail_from,
             to=sub.email,

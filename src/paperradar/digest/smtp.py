@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from paperradar.digest.render import RawMail
 from paperradar.errors import ConfigError, PaperradarError
 
 __all__ = [
@@ -153,7 +154,7 @@ class SmtpSender:
     def _throttle(self) -> None:
         self.rate.wait()
 
-    def send(self, msg: EmailMessage) -> None:
+    def send(self, msg: EmailMessage | RawMail) -> None:
         """Deliver ``msg``; retry temporary failures with backoff; raise TemporaryFailure when
         they persist and PermanentFailure on a 5xx refusal."""
         attempt = 0
@@ -172,12 +173,15 @@ class SmtpSender:
                 time.sleep(delay)
                 attempt += 1
 
-    def _send_once(self, msg: EmailMessage) -> None:
+    def _send_once(self, msg: EmailMessage | RawMail) -> None:
         self._throttle()
         try:
             if self._conn is None:
                 self._conn = self._connect()
-            refused = self._conn.send_message(msg)
+            if isinstance(msg, RawMail):
+                refused = self._conn.sendmail(msg.envelope_from, [msg.to], msg.data)
+            else:
+                refused = self._conn.send_message(msg)
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [code for code, _ in exc.recipients.values()]
             text = "; ".join(f"{r}: {c} {m!r}" for r, (c, m) in exc.recipients.items())
