@@ -81,6 +81,7 @@ class Settings(BaseSettings):
     confirm_ttl_hours: float = 72.0  # confirmation links expire after this
     digest_trending_weight: float = 0.25  # share of the trending score in a personal digest
     digest_candidate_cap: int = 5000  # newest first-seen papers considered per run
+    digest_search_threads: int = 2  # searches of a run's distinct interests run in parallel
     digest_batch: int = 100  # digests claimed per ledger transaction (keep x send time < lease)
 
     # Worker schedules (cron expressions, UTC)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -180,6 +181,22 @@ class Composer:
                 ids = []
             self._cache[key] = self._hits_to_scores(ids)
         return self._cache[key]
+
+    def prefetch(
+        self, queries: Sequence[str], seed_sets: Sequence[tuple[str, ...]], workers: int = 2
+    ) -> None:
+        """Run the distinct searches of a whole run up front, ``workers`` at a time (the
+        database does the work outside the GIL), so composing each digest only reads caches."""
+        todo_q = [q for q in dict.fromkeys(queries) if ("q", q) not in self._cache]
+        groups: list[tuple[str, ...]] = []
+        for seeds in seed_sets:
+            groups += [(s,) for s in seeds] if len(seeds) <= FEW_SEEDS else [seeds[-MAX_SEEDS:]]
+        todo_s = [g for g in dict.fromkeys(groups) if ("s", "\x1f".join(g)) not in self._cache]
+        if workers <= 1 or len(todo_q) + len(todo_s) < 2:
+            return
+        with ThreadPoolExecutor(workers, "paperradar-search") as pool:
+            list(pool.map(self.query_scores, todo_q))
+            list(pool.map(lambda g: self.similar_scores(g), todo_s))
 
     def category_mask(self, cat: str) -> FloatArray:
         key = ("c", cat)

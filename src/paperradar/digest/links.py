@@ -25,13 +25,16 @@ class Links:
         token = self.signer.sign("confirm", self._who(sub))
         return self._url("/subscriptions/confirm", token=token)
 
+    def manage_token(self, sub: Subscription) -> str:
+        """Unsubscribe and preferences links: a compact HMAC token bound to the current address
+        (no expiry — they must work from any old mail)."""
+        return self.signer.compact("manage", [str(sub.id)], sub.email)
+
     def unsubscribe(self, sub: Subscription) -> str:
-        token = self.signer.sign("manage", self._who(sub))
-        return self._url("/subscriptions/unsubscribe", token=token)
+        return self._url("/subscriptions/unsubscribe", token=self.manage_token(sub))
 
     def preferences(self, sub: Subscription) -> str:
-        token = self.signer.sign("manage", self._who(sub))
-        return self._url("/subscriptions/preferences", token=token)
+        return self._url("/subscriptions/preferences", token=self.manage_token(sub))
 
     def feedback(self, sub: Subscription, paper_id: str, value: int) -> str:
         token = self.signer.compact("feedback", [str(sub.id), str(value), paper_id], sub.email)

@@ -22,6 +22,7 @@ _html = jinja2.Environment(
     autoescape=True,
     trim_blocks=True,
     lstrip_blocks=True,
+    auto_reload=False,  # templates ship in the package; no stat() per render
 )
 _text = jinja2.Environment(
     loader=jinja2.PackageLoader("paperradar", "digest/templates"),
@@ -29,6 +30,7 @@ _text = jinja2.Environment(
     trim_blocks=True,
     lstrip_blocks=True,
     keep_trailing_newline=True,
+    auto_reload=False,
 )
 
 

@@ -133,7 +133,13 @@ class DigestRunner:
             embed_model=self.embed_model,
             extra_ids=extra,
         )
-        return self._composer(pool)
+        composer = self._composer(pool)
+        composer.prefetch(
+            [q for s, _ in due for q in s.interests.queries],
+            [tuple(sorted(set(s.interests.follow))) for s, _ in due if s.interests.follow],
+            workers=self.settings.digest_search_threads,
+        )
+        return composer
 
     # -- render ----------------------------------------------------------------------------------
     def render(

@@ -201,6 +201,19 @@ class SubscriptionDesk:
             raise InvalidToken("this link no longer matches a subscription: subscribe again")
         return sub, data
 
+    def _managed(self, token: str) -> Subscription:
+        found: dict[str, Subscription] = {}
+
+        def email_of(fields: list[str]) -> str | None:
+            sub = self.storage.get_subscription(int(fields[0])) if fields[0].isdigit() else None
+            if sub is None or len(fields) != 1:
+                return None
+            found["sub"] = sub
+            return sub.email
+
+        self.signer.open_compact("manage", token, email_of)
+        return found["sub"]
+
     def confirm(self, token: str, *, now: datetime | None = None) -> Subscription:
         """Activate a pending subscription (idempotent for an active one)."""
         sub, _ = self._from_token("confirm", token, self.settings.confirm_ttl_hours * 3600)
@@ -214,20 +227,19 @@ class SubscriptionDesk:
         return sub
 
     def unsubscribe(self, token: str) -> Subscription:
-        sub, _ = self._from_token("manage", token)
+        sub = self._managed(token)
         if sub.status != "unsubscribed":
             sub.status = "unsubscribed"
             sub = self.storage.save_subscription(sub)
         return sub
 
     def manage(self, token: str) -> Subscription:
-        sub, _ = self._from_token("manage", token)
-        return sub
+        return self._managed(token)
 
     def update(
         self, token: str, interests: Interests, prefs: Preferences, *, active: bool = True
     ) -> Subscription:
-        sub, _ = self._from_token("manage", token)
+        sub = self._managed(token)
         prefs.check()
         sub.interests = Interests(
             queries=_clean(interests.queries),
