@@ -6,8 +6,8 @@ from datetime import datetime, timedelta
 
 import pytest
 from digest_corpus import AT, EngineFactory, corpus, link, subscribe_confirmed, token_of
-from mailserver import MailServer
 
+from mailserver import MailServer
 from paperradar.digest.tokens import InvalidToken
 from paperradar.engine import Engine
 from paperradar.errors import PaperradarError
