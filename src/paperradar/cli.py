@@ -5,8 +5,8 @@ Exit codes: 0 success, 1 some input was rejected (everything good was kept), 2 e
 
 from __future__ import annotations
 
-import errno
 import dataclasses
+import errno
 import json
 import re
 import sys
@@ -83,6 +83,10 @@ app.add_typer(ingest_app, name="ingest")
 app.add_typer(bench_app, name="bench")
 index_app = typer.Typer(help="The vector index of the embeddings.", no_args_is_help=True)
 app.add_typer(index_app, name="index")
+digest_app = typer.Typer(
+    help="Email digests: send the due ones, preview one.", no_args_is_help=True
+)
+app.add_typer(digest_app, name="digest")
 
 
 class State:
@@ -712,6 +716,154 @@ def similar(
     for i, h in enumerate(hits, 1):
         table.add_row(str(i), h.paper.id, h.paper.title, f"{h.score:.3f}")
     out.print(table)
+
+
+@app.command()
+def trending(
+    window: Annotated[str, typer.Option("--window", help="day | week | month")] = "week",
+    limit: Annotated[int, typer.Option("--limit", "-k", min=1, max=500)] = 20,
+    as_json: JsonOpt = False,
+) -> None:
+    """The most trending papers of a window (upvotes, comments, stars, citations, our readers'
+    clicks and saves, decayed by age)."""
+    if window not in ("day", "week", "month"):
+        raise PaperradarError(f"unknown --window {window!r}: use day, week or month")
+    with engine() as eng:
+        ranked = eng.trending_scores(window=window, limit=limit)  # type: ignore[arg-type]
+    if as_json:
+        _print_json([paper_to_dict(p) | {"trending_score": round(s, 6)} for p, s in ranked])
+        return
+    if not ranked:
+        out.print(f"no papers in the last {window}")
+        return
+    table = Table(show_header=True, header_style="bold", box=None)
+    for col in ("#", "id", "title", "upvotes", "stars", "score"):
+        table.add_column(
+            col, justify="right" if col in ("#", "upvotes", "stars", "score") else "left"
+        )
+    for i, (p, score) in enumerate(ranked, 1):
+        table.add_row(
+            str(i), p.id, p.title, str(p.upvotes or ""), str(p.stars or ""), f"{score:.3f}"
+        )
+    out.print(table)
+
+
+@app.command()
+def subscribe(
+    email: Annotated[str, typer.Argument(help="The address to send digests to.")],
+    query: Annotated[
+        list[str] | None, typer.Option("--query", "-q", help="An interest query (repeatable).")
+    ] = None,
+    category: Annotated[
+        list[str] | None, typer.Option("--category", "-c", help="A category (repeatable).")
+    ] = None,
+    author: Annotated[
+        list[str] | None, typer.Option("--author", help="An author to follow (repeatable).")
+    ] = None,
+    follow: Annotated[
+        list[str] | None, typer.Option("--follow", help="A paper id to follow (repeatable).")
+    ] = None,
+    bibtex: Annotated[
+        Path | None, typer.Option("--bibtex", help="A BibTeX library to use as a profile.")
+    ] = None,
+    trending_only: Annotated[
+        bool, typer.Option("--trending", help="Include (or only get) the trending list.")
+    ] = False,
+    timezone: Annotated[str, typer.Option("--timezone", help="IANA time zone.")] = "UTC",
+    frequency: Annotated[str, typer.Option("--frequency", help="daily | weekly")] = "daily",
+    hour: Annotated[int, typer.Option("--hour", min=0, max=23, help="Local send hour.")] = 7,
+    max_items: Annotated[int, typer.Option("--max-items", min=1, max=100)] = 20,
+    no_weekends: Annotated[
+        bool, typer.Option("--no-weekends", help="No daily digest on Saturday and Sunday.")
+    ] = False,
+) -> None:
+    """Subscribe an address (records the request and mails the confirmation link)."""
+    if frequency not in ("daily", "weekly"):
+        raise PaperradarError(f"unknown --frequency {frequency!r}: use daily or weekly")
+    data = None
+    if bibtex is not None:
+        try:
+            data = bibtex.read_bytes()
+        except OSError as exc:
+            raise PaperradarError(f"cannot read {bibtex}: {exc.strerror or exc}") from exc
+    with engine() as eng:
+        message = eng.subscribe(
+            email,
+            queries=query or [],
+            categories=category or [],
+            authors=author or [],
+            follow=follow or [],
+            bibtex=data,
+            trending=trending_only,
+            frequency=frequency,
+            send_hour=hour,
+            timezone=timezone,
+            max_items=max_items,
+            weekends=not no_weekends,
+        )
+    out.print(message)
+
+
+def _parse_at(value: str | None) -> Any:
+    from datetime import UTC, datetime
+
+    if value is None:
+        return None
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise PaperradarError(
+            f"--at {value!r} is not an ISO date-time like 2026-12-01T07:00:00+01:00"
+        ) from exc
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+@digest_app.command("run")
+def digest_run(
+    at: Annotated[
+        str | None,
+        typer.Option("--at", help="Act as if it were this ISO date-time (UTC if naive)."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Compose and list, send and record nothing.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Send every digest due now (or at --at), exactly once per subscriber and period."""
+    when = _parse_at(at)
+    with engine() as eng:
+        report = eng.run_digests(at=when, dry_run=dry_run)
+    data = report.as_dict()
+    if as_json:
+        _print_json(data)
+    else:
+        out.print(
+            f"due {report.due}  sent {report.sent}  already sent {report.already_sent}  "
+            f"held by another runner {report.held_elsewhere}  "
+            f"temporary failures {report.temporary_failures}  "
+            f"permanent failures {report.permanent_failures}  paused {report.paused}"
+        )
+        for preview in report.previews:
+            out.print(f"{preview['email']} {preview['period']}: {len(preview['items'])} papers")
+            for item in preview["items"]:
+                out.print(f"  {item['id']}  {item['title']}  ({'; '.join(item['reasons'])})")
+        for line in report.errors[:20]:
+            err.print(f"failed: {line}")
+    if report.smtp_unavailable:
+        err.print("error: the SMTP server is unavailable; run again later to send the rest")
+        raise typer.Exit(2)
+
+
+@digest_app.command("preview")
+def digest_preview(
+    email: Annotated[str, typer.Argument(help="A subscribed address.")],
+    html: Annotated[bool, typer.Option("--html", help="Print the HTML part instead.")] = False,
+    at: Annotated[str | None, typer.Option("--at", help="ISO date-time (default now).")] = None,
+) -> None:
+    """Render the digest an address would get now (nothing is sent or recorded)."""
+    with engine() as eng:
+        parts = eng.preview_digest(email, at=_parse_at(at))
+    sys.stdout.write(parts.html if html else f"Subject: {parts.subject}\n\n{parts.text}")
 
 
 def main() -> None:

@@ -70,6 +70,21 @@ class Settings(BaseSettings):
     smtp_url: str = "smtp://127.0.0.1:25"
     mail_from: str = "paperradar <paperradar@localhost>"
     secret_key: str = ""  # generated and stored in data_dir on first use when unset
+    smtp_timeout_s: float = 30.0
+    smtp_rate_per_s: float = 10.0  # messages per second through one connection (0: no limit)
+    smtp_connections: int = 4  # parallel SMTP connections of a digest run
+    smtp_retries: int = 3  # retries of a temporary (4xx, connection) failure per message
+    smtp_backoff_s: float = 2.0  # first retry delay; doubles each retry
+    list_id: str = "paperradar digest"  # List-Id header (RFC 2919) text
+
+    # Digests
+    digest_lease_s: float = 300.0  # how long a runner holds a claimed digest before others may
+    digest_pause_after: int = 3  # consecutive permanent (5xx) failures before pausing
+    confirm_ttl_hours: float = 72.0  # confirmation links expire after this
+    digest_trending_weight: float = 0.25  # share of the trending score in a personal digest
+    digest_candidate_cap: int = 5000  # newest first-seen papers considered per run
+    digest_search_threads: int = 2  # searches of a run's distinct interests run in parallel
+    digest_batch: int = 100  # digests claimed per ledger transaction (keep x send time < lease)
 
     # Worker schedules (cron expressions, UTC)
     schedule_rss: str = "30 0 * * 1-5"

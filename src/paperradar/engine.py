@@ -15,8 +15,15 @@ from typing import Any, Literal
 import numpy as np
 
 from paperradar.config import Settings, load_settings
+from paperradar.digest.compose import Composer, Pool
+from paperradar.digest.links import Links
+from paperradar.digest.render import MailParts
+from paperradar.digest.run import DigestReport, DigestRunner
+from paperradar.digest.smtp import RateLimit, SmtpSender, parse_smtp_url
+from paperradar.digest.subscriptions import Preferences, SubscriptionDesk
+from paperradar.digest.tokens import TokenSigner, load_or_create_secret
 from paperradar.embed import Embedder, load_embedder, normalize_rows, vector_name
-from paperradar.errors import FeatureUnavailable, InvalidId, NotFound, SourceError
+from paperradar.errors import FeatureUnavailable, InvalidId, NotFound, PaperradarError, SourceError
 from paperradar.export import ExportFormat, export_papers
 from paperradar.harvest import HarvestPlan
 from paperradar.ingest import IngestReport, ingest_batches
@@ -27,12 +34,14 @@ from paperradar.search.indexing import EmbedProgress, EmbedReport, embed_backlog
 from paperradar.search.metrics import mean, mrr_at_k, ndcg_at_k, recall_at_k
 from paperradar.search.service import Hit, Mode, SearchResult, Sort, VectorSearch, search_papers
 from paperradar.search.similar import similar_by_keywords
+from paperradar.search.trending import trending_papers
 from paperradar.search.vector import IndexInfo, VectorIndex, index_path_for
 from paperradar.sources import Batch, records_to_batches
+from paperradar.sources.bibtex import parse_bibtex
 from paperradar.sources.jsonl import parse_jsonl
 from paperradar.sources.pages import parse_page_dump
 from paperradar.storage import Cursor, PaperFilter, SourceState, Storage, open_storage
-from paperradar.storage.base import SortKey
+from paperradar.storage.base import Interests, SortKey, Subscription
 from paperradar.storage.sql import paper_text
 
 __all__ = ["Engine", "bench_ir", "make_engine"]
@@ -59,6 +68,7 @@ class Engine:
         self._index: VectorIndex | None = None
         self._papers_count: int | None = None
         self._papers_counted = 0.0
+        self._signer: TokenSigner | None = None
 
     def close(self) -> None:
         self.storage.close()
@@ -363,10 +373,22 @@ class Engine:
         return [Hit(papers[pk], s, ["semantic"]) for pk, s in found if pk in papers]
 
     def trending(self, *, window: Window = "week", limit: int = 20) -> list[Paper]:
-        """The papers of the window with the most reader signal (upvotes), newest first on ties."""
-        since = datetime.now(UTC) - WINDOWS[window]
-        rows = self.storage.list_papers(PaperFilter(since=since), sort="upvotes", limit=limit)
-        return [p for p, _ in rows]
+        """The most trending papers of the window (see ``rank.trending``), best first."""
+        return [p for p, _ in self.trending_scores(window=window, limit=limit)]
+
+    def trending_scores(
+        self, *, window: Window = "week", limit: int = 20, now: datetime | None = None
+    ) -> list[tuple[Paper, float]]:
+        """(paper, trending score) of the window's most trending papers, best first."""
+        if window not in WINDOWS:
+            raise PaperradarError(f"unknown window {window!r}: use day, week or month")
+        return trending_papers(
+            self.storage, window=window, now=now or datetime.now(UTC), limit=limit
+        )
+
+    def record_event(self, paper_id: str, kind: Literal["click", "save"] = "click") -> None:
+        """A reader clicked or saved a paper (feeds the trending score)."""
+        self.storage.record_event(self.paper(paper_id).id, kind, datetime.now(UTC))
 
     def stats(self) -> dict[str, Any]:
         return self.storage.stats()
@@ -382,6 +404,172 @@ class Engine:
             return self.storage.get_paper(title_key(title))
         except InvalidId:
             return None
+
+    # -- subscriptions and digests -----------------------------------------------------------------
+    @property
+    def signer(self) -> TokenSigner:
+        if self._signer is None:
+            key = load_or_create_secret(self.settings.secret_key, self.settings.data_dir)
+            self._signer = TokenSigner(key)
+        return self._signer
+
+    def _smtp(self, rate: RateLimit | None = None) -> SmtpSender:
+        s = self.settings
+        return SmtpSender(
+            parse_smtp_url(s.smtp_url),
+            timeout=s.smtp_timeout_s,
+            rate_per_s=s.smtp_rate_per_s,
+            retries=s.smtp_retries,
+            backoff_s=s.smtp_backoff_s,
+            rate=rate,
+        )
+
+    def _desk(self) -> SubscriptionDesk:
+        return SubscriptionDesk(self.storage, self.settings, self.signer, self._smtp)
+
+    def subscribe(
+        self,
+        email: str,
+        *,
+        queries: Sequence[str] = (),
+        categories: Sequence[str] = (),
+        authors: Sequence[str] = (),
+        follow: Sequence[str] = (),
+        bibtex: bytes | None = None,
+        trending: bool = False,
+        frequency: str = "daily",
+        send_hour: int = 7,
+        timezone: str = "UTC",
+        max_items: int = 20,
+        weekends: bool = True,
+    ) -> str:
+        """Record a subscription request and mail the confirmation (double opt-in). Returns a
+        message that is the same whether the address is new, pending or confirmed."""
+        followed = [self.paper(pid).id for pid in follow]
+        if bibtex is not None:
+            followed += self._library_ids(bibtex)
+        interests = Interests(
+            queries=list(queries),
+            categories=list(categories),
+            authors=list(authors),
+            follow=followed,
+            trending=trending,
+        )
+        prefs = Preferences(frequency, send_hour, timezone, max_items, weekends)
+        return self._desk().request(email, interests, prefs)
+
+    def _library_ids(self, bibtex: bytes) -> list[str]:
+        """Ingest a BibTeX library and return the ids of its papers (a profile to follow)."""
+        records = list(parse_bibtex(bibtex, "subscription.bib"))
+        found = [r for r in records if isinstance(r, Paper)]
+        if not found:
+            raise PaperradarError("the BibTeX library has no entry paperradar can read")
+        self.ingest(records_to_batches("bibtex", iter(records)))
+        stored = {p.id for p in self.storage.get_papers([p.id for p in found])}
+        related = self.storage.find_related(found)
+        return list(
+            dict.fromkeys([p.id for p in found if p.id in stored] + [p.id for p in related])
+        )
+
+    def confirm_subscription(self, token: str) -> Subscription:
+        return self._desk().confirm(token)
+
+    def unsubscribe(self, token: str) -> Subscription:
+        return self._desk().unsubscribe(token)
+
+    def subscription_for(self, token: str) -> Subscription:
+        """The subscription a signed preferences/unsubscribe link belongs to."""
+        return self._desk().manage(token)
+
+    def update_subscription(
+        self,
+        token: str,
+        *,
+        queries: Sequence[str] = (),
+        categories: Sequence[str] = (),
+        authors: Sequence[str] = (),
+        follow: Sequence[str] = (),
+        trending: bool = False,
+        frequency: str = "daily",
+        send_hour: int = 7,
+        timezone: str = "UTC",
+        max_items: int = 20,
+        weekends: bool = True,
+        active: bool = True,
+    ) -> Subscription:
+        interests = Interests(
+            list(queries), list(categories), list(authors), list(follow), trending
+        )
+        prefs = Preferences(frequency, send_hour, timezone, max_items, weekends)
+        return self._desk().update(token, interests, prefs, active=active)
+
+    def digest_feedback(self, token: str) -> tuple[Subscription, Paper | None, int]:
+        """Record a "more / less like this" click from a mail."""
+        sub, pid, value = self._desk().feedback(token)
+        return sub, self.storage.get_paper(pid), value
+
+    def subscriptions(self, status: str | None = None) -> list[Subscription]:
+        return self.storage.list_subscriptions(status)
+
+    def _runner(self) -> DigestRunner:
+        models = self.storage.embedding_models()
+        model = self.settings.embed_model if self.settings.embed_model in models else None
+        if model is None and len(models) == 1:
+            model = models[0]
+        return DigestRunner(
+            self.storage,
+            self.settings,
+            Links(self.settings.base_url, self.signer),
+            composer=self._composer,
+            trending=lambda window, at: self.trending_scores(
+                window=window,  # type: ignore[arg-type]
+                limit=100,
+                now=at,
+            ),
+            sender=self._smtp,
+            embed_model=model,
+        )
+
+    def _composer(self, pool: Pool) -> Composer:
+        now = datetime.now(UTC)
+        seen = [p.first_seen for p in pool.papers if p.first_seen]
+        days = max(1, (now - min(seen)).days + 1) if seen else 1
+        horizon = now - timedelta(days=days)
+        # One search per distinct query: restricted to recent publications when the new papers
+        # are recent ones (the daily arXiv flow), over everything when they are not (a snapshot
+        # or library import brings old papers that paperradar has only just seen).
+        recent = sum(1 for p in pool.papers if (p.published or p.first_seen or now) >= horizon)
+        use_since = bool(pool.papers) and recent * 2 >= len(pool.papers)
+        depth = 100
+
+        def search(query: str) -> list[str]:
+            text = f"{query} since:{days}d" if use_since and "since:" not in query else query
+            return [h.paper.id for h in self.search(text, limit=depth).hits]
+
+        def similar(seeds: tuple[str, ...]) -> list[str]:
+            known = [p.id for p in self.storage.get_papers(list(seeds))]
+            if not known:
+                return []
+            return [h.paper.id for h in self.more_like_these(known, limit=depth)]
+
+        return Composer(
+            pool,
+            search=search,
+            similar=similar,
+            trending_weight=self.settings.digest_trending_weight,
+        )
+
+    def run_digests(self, at: datetime | None = None, dry_run: bool = False) -> DigestReport:
+        """Send every digest due at ``at`` (default now), exactly once per subscriber and
+        period, even with concurrent runners or after a crash (see docs/digest.md)."""
+        return self._runner().run(at, dry_run=dry_run)
+
+    def preview_digest(self, email: str, at: datetime | None = None) -> MailParts:
+        """The digest ``email`` would get now (nothing is sent or recorded)."""
+        sub = self.storage.subscription_by_email(email)
+        if sub is None:
+            raise NotFound(f"no subscription for {email!r}")
+        return self._runner().preview(sub, at or datetime.now(UTC))
 
 
 def bench_ir(

@@ -524,3 +524,80 @@ def test_since_uses_first_seen_when_published_is_unknown(storage: Storage) -> No
     rows = storage.list_papers(PaperFilter(since=datetime.now(UTC) - timedelta(days=7)))
     assert [p.id for p, _ in rows] == ["x-new"]
     assert title_key("Fresh") != "x-new"
+
+
+# -- subscriptions and the digest ledger -------------------------------------------------------
+def _sub(storage: Storage, email: str) -> int:
+    from paperradar.storage.base import Interests, Subscription
+
+    sub = storage.save_subscription(
+        Subscription(0, email, status="active", interests=Interests(queries=["q <b>"]))
+    )
+    return sub.id
+
+
+def test_subscriptions_round_trip_and_emails_are_unique(storage: Storage) -> None:
+    sid = _sub(storage, "Ada@Example.org")
+    got = storage.subscription_by_email("ada@example.ORG")
+    assert got is not None and got.id == sid and got.email == "ada@example.org"
+    assert got.interests.queries == ["q <b>"] and got.created is not None
+    got.timezone, got.weekends = "Asia/Tokyo", False
+    storage.save_subscription(got)
+    again = storage.get_subscription(sid)
+    assert again is not None and again.timezone == "Asia/Tokyo" and again.weekends is False
+    assert [s.id for s in storage.list_subscriptions("active")] == [sid]
+    from paperradar.storage.base import Subscription
+
+    with pytest.raises(StorageError, match="another subscription"):
+        storage.save_subscription(Subscription(0, "ada@example.org"))
+
+
+def test_digest_claims_are_exclusive_and_sent_rows_are_never_reclaimed(storage: Storage) -> None:
+    a, b = _sub(storage, "a@example.org"), _sub(storage, "b@example.org")
+    now = dt(2026, 6, 10, 7)
+    wanted = [(a, "2026-06-10", "<m.a>"), (b, "2026-06-10", "<m.b>")]
+    first = storage.claim_digests(wanted, "w1", 60, now)
+    assert {(c.subscription_id, c.attempts, c.items) for c in first} == {(a, 1, None), (b, 1, None)}
+    assert storage.claim_digests(wanted, "w2", 60, now) == []  # held by w1
+    assert storage.save_digest_items(b, "2026-06-10", "w1", [{"id": "p1", "reasons": ["x"]}])
+    assert storage.finish_digest(a, "2026-06-10", "w1", ["p1", "p2"], now)
+    assert not storage.finish_digest(a, "2026-06-10", "w1", ["p1"], now)  # already done
+    later = now + timedelta(seconds=61)
+    taken = storage.claim_digests(wanted, "w2", 60, later)  # w1's lease on b ran out
+    assert [(c.subscription_id, c.message_id, c.attempts) for c in taken] == [(b, "<m.b>", 2)]
+    assert taken[0].items == [{"id": "p1", "reasons": ["x"]}]  # the same digest is re-sent
+    assert not storage.finish_digest(b, "2026-06-10", "w1", [], later)  # w1 lost it
+    assert storage.sent_paper_ids([a, b]) == {a: {"p1", "p2"}, b: set()}
+    got = storage.get_subscription(a)
+    assert got is not None and got.last_digest == now
+    assert [r["state"] for r in storage.ledger(a)] == ["sent"]
+
+
+def test_release_temporary_and_permanent_with_pausing(storage: Storage) -> None:
+    a = _sub(storage, "a@example.org")
+    now = dt(2026, 6, 10, 7)
+    for day, expect in ((10, "active"), (11, "paused")):
+        period = f"2026-06-{day}"
+        storage.claim_digests([(a, period, f"<m{day}>")], "w", 60, now)
+        assert storage.release_digest(a, period, "w", "451 later", permanent=False, pause_after=2)
+        again = storage.claim_digests([(a, period, f"<m{day}>")], "w2", 60, now)
+        assert len(again) == 1  # a temporary failure is claimable at once
+        assert storage.release_digest(a, period, "w2", "550 gone", permanent=True, pause_after=2)
+        assert storage.claim_digests([(a, period, f"<m{day}>")], "w3", 60, now) == []
+        got = storage.get_subscription(a)
+        assert got is not None and got.status == expect and got.last_error == "550 gone"
+
+
+def test_feedback_and_reader_events(storage: Storage) -> None:
+    a = _sub(storage, "a@example.org")
+    now = dt(2026, 6, 10, 7)
+    storage.set_feedback(a, "p1", 1, now)
+    storage.set_feedback(a, "p2", -5, now)
+    storage.set_feedback(a, "p1", 1, now)  # idempotent
+    assert storage.feedback_for([a]) == {a: {"p1": 1, "p2": -1}}
+    storage.set_feedback(a, "p2", 0, now)  # cleared
+    assert storage.feedback_for([a]) == {a: {"p1": 1}}
+    storage.record_event("p1", "click", now - timedelta(days=2))
+    storage.record_event("p1", "click", now)
+    storage.record_event("p1", "save", now)
+    assert storage.event_counts(now - timedelta(days=1)) == {"p1": {"click": 1, "save": 1}}

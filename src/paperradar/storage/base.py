@@ -15,12 +15,15 @@ from paperradar.querylang import Query
 
 __all__ = [
     "Cursor",
+    "DigestClaim",
+    "Interests",
     "Job",
     "KeywordHit",
     "PaperFilter",
     "SortKey",
     "SourceState",
     "Storage",
+    "Subscription",
 ]
 
 SortKey = Literal["published", "first_seen", "upvotes"]
@@ -112,6 +115,74 @@ class Job:
     attempts: int
     max_attempts: int
     locked_until: datetime
+
+
+@dataclass(slots=True)
+class Interests:
+    """What a subscriber wants: queries (our query syntax), categories, authors, papers to follow
+    ("more like these"; a BibTeX library lands here), or just the trending list."""
+
+    queries: list[str] = field(default_factory=list)
+    categories: list[str] = field(default_factory=list)
+    authors: list[str] = field(default_factory=list)
+    follow: list[str] = field(default_factory=list)  # paper ids
+    trending: bool = False  # "just trending" (also the fallback when nothing else is given)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "queries": self.queries,
+            "categories": self.categories,
+            "authors": self.authors,
+            "follow": self.follow,
+            "trending": self.trending,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Interests:
+        return cls(
+            queries=[str(x) for x in d.get("queries", [])],
+            categories=[str(x) for x in d.get("categories", [])],
+            authors=[str(x) for x in d.get("authors", [])],
+            follow=[str(x) for x in d.get("follow", [])],
+            trending=bool(d.get("trending", False)),
+        )
+
+    def is_empty(self) -> bool:
+        return not (self.queries or self.categories or self.authors or self.follow)
+
+
+@dataclass(slots=True)
+class Subscription:
+    """An email subscriber. ``status``: pending (unconfirmed), active, paused (after repeated
+    permanent delivery failures), unsubscribed."""
+
+    id: int
+    email: str
+    status: str = "pending"
+    interests: Interests = field(default_factory=Interests)
+    frequency: str = "daily"  # daily | weekly
+    send_hour: int = 7  # local hour in ``timezone``
+    timezone: str = "UTC"
+    max_items: int = 20
+    weekends: bool = True
+    created: datetime | None = None
+    confirmed: datetime | None = None
+    mailed: datetime | None = None
+    last_digest: datetime | None = None
+    failures: int = 0
+    last_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DigestClaim:
+    """A (subscription, period) whose digest this runner now holds the lease on. ``items`` is
+    the digest composed by an earlier attempt (re-sent unchanged), None on the first attempt."""
+
+    subscription_id: int
+    period: str
+    message_id: str
+    attempts: int
+    items: list[dict[str, Any]] | None
 
 
 @runtime_checkable
@@ -269,4 +340,83 @@ class Storage(Protocol):
     def claim_schedule(self, name: str, now: datetime, next_run: datetime, worker_id: str) -> bool:
         """True for exactly one caller when schedule ``name`` is due at ``now`` (a schedule seen
         for the first time is due); that caller's ``next_run`` becomes the next due time."""
+        ...
+
+    # subscriptions and digests
+    def save_subscription(self, sub: Subscription) -> Subscription:
+        """Insert (``id`` 0) or update a subscription by id; the stored row (with its id).
+        Raises StorageError when another subscription has the email."""
+        ...
+
+    def get_subscription(self, sub_id: int) -> Subscription | None: ...
+
+    def subscription_by_email(self, email: str) -> Subscription | None:
+        """The subscription of an address (compared lower-cased)."""
+        ...
+
+    def list_subscriptions(self, status: str | None = None) -> list[Subscription]: ...
+
+    def claim_digests(
+        self,
+        wanted: Sequence[tuple[int, str, str]],
+        owner: str,
+        lease: float,
+        now: datetime,
+    ) -> list[DigestClaim]:
+        """Of ``wanted`` (subscription id, period, message id), take those no other runner holds:
+        new ledger rows, or unsent rows whose lease ran out. A sent (or permanently failed) row
+        is never claimed again. One transaction; two runners never hold the same row."""
+        ...
+
+    def save_digest_items(
+        self, sub_id: int, period: str, owner: str, items: list[dict[str, Any]]
+    ) -> bool:
+        """Store the composed digest on a held row; False when the lease was lost."""
+        ...
+
+    def save_digests(
+        self, owner: str, rows: Sequence[tuple[int, str, list[dict[str, Any]]]]
+    ) -> set[int]:
+        """``save_digest_items`` for many (subscription id, period, items) in one transaction;
+        the subscription ids whose rows were still held."""
+        ...
+
+    def finish_digest(
+        self, sub_id: int, period: str, owner: str, paper_ids: Sequence[str], now: datetime
+    ) -> bool:
+        """Mark a held row sent, remember the papers sent and the time of this digest (one
+        transaction). False when the lease was lost (nothing changes)."""
+        ...
+
+    def release_digest(
+        self,
+        sub_id: int,
+        period: str,
+        owner: str,
+        error: str,
+        *,
+        permanent: bool,
+        pause_after: int,
+    ) -> bool:
+        """Give a held row back after an error. Temporary: claimable by the next run at once.
+        Permanent: the period is given up, the subscription's failure count rises and it is
+        paused at ``pause_after`` consecutive failures."""
+        ...
+
+    def ledger(self, sub_id: int) -> list[dict[str, Any]]:
+        """The ledger rows of a subscription, oldest period first (for reports and tests)."""
+        ...
+
+    def sent_paper_ids(self, sub_ids: Sequence[int]) -> dict[int, set[str]]: ...
+
+    def set_feedback(self, sub_id: int, paper_id: str, value: int, now: datetime) -> None: ...
+
+    def feedback_for(self, sub_ids: Sequence[int]) -> dict[int, dict[str, int]]: ...
+
+    def record_event(self, paper_id: str, kind: str, now: datetime) -> None:
+        """A reader event on a paper (``click``, ``save``) for the trending score."""
+        ...
+
+    def event_counts(self, since: datetime) -> dict[str, dict[str, int]]:
+        """Events per paper id and kind at or after ``since``."""
         ...

@@ -102,3 +102,81 @@ schedules = sa.Table(
     sa.Column("last_run", sa.DateTime),
     sa.Column("last_worker", sa.String),
 )
+
+subscriptions = sa.Table(
+    "subscriptions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("email", sa.String, nullable=False, unique=True),
+    sa.Column("status", sa.String, nullable=False, server_default="pending"),
+    sa.Column("interests", sa.Text, nullable=False, server_default="{}"),  # JSON
+    sa.Column("frequency", sa.String, nullable=False, server_default="daily"),
+    sa.Column("send_hour", sa.Integer, nullable=False, server_default="7"),
+    sa.Column("timezone", sa.String, nullable=False, server_default="UTC"),
+    sa.Column("max_items", sa.Integer, nullable=False, server_default="20"),
+    sa.Column("weekends", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("created", sa.DateTime, nullable=False),
+    sa.Column("updated", sa.DateTime, nullable=False),
+    sa.Column("confirmed", sa.DateTime),
+    sa.Column("mailed", sa.DateTime),
+    sa.Column("last_digest", sa.DateTime),
+    sa.Column("failures", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_error", sa.Text),
+)
+
+digest_ledger = sa.Table(
+    "digest_ledger",
+    metadata,
+    sa.Column(
+        "subscription_id",
+        sa.Integer,
+        sa.ForeignKey("subscriptions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("period", sa.String, primary_key=True),
+    sa.Column("state", sa.String, nullable=False),
+    sa.Column("message_id", sa.String, nullable=False),
+    sa.Column("owner", sa.String),
+    sa.Column("lease_until", sa.DateTime),
+    sa.Column("items", sa.Text),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("created", sa.DateTime, nullable=False),
+    sa.Column("sent", sa.DateTime),
+    sa.Column("error", sa.Text),
+)
+
+digest_sent = sa.Table(
+    "digest_sent",
+    metadata,
+    sa.Column(
+        "subscription_id",
+        sa.Integer,
+        sa.ForeignKey("subscriptions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("paper_id", sa.String, primary_key=True),
+    sa.Column("sent", sa.DateTime, nullable=False),
+)
+
+feedback = sa.Table(
+    "feedback",
+    metadata,
+    sa.Column(
+        "subscription_id",
+        sa.Integer,
+        sa.ForeignKey("subscriptions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("paper_id", sa.String, primary_key=True),
+    sa.Column("value", sa.Integer, nullable=False),
+    sa.Column("at", sa.DateTime, nullable=False),
+)
+
+paper_events = sa.Table(
+    "paper_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("paper_id", sa.String, nullable=False),
+    sa.Column("kind", sa.String, nullable=False),
+    sa.Column("at", sa.DateTime, nullable=False),
+)

@@ -18,14 +18,29 @@ from alembic.config import Config
 from paperradar.errors import StorageError
 from paperradar.model import Author, Paper, Version, title_key
 from paperradar.querylang import Query
-from paperradar.storage.base import Cursor, Job, KeywordHit, PaperFilter, SortKey, SourceState
+from paperradar.storage.base import (
+    Cursor,
+    DigestClaim,
+    Interests,
+    Job,
+    KeywordHit,
+    PaperFilter,
+    SortKey,
+    SourceState,
+    Subscription,
+)
 from paperradar.storage.schema import (
+    digest_ledger,
+    digest_sent,
     embeddings,
+    feedback,
     jobs,
+    paper_events,
     paper_versions,
     papers,
     schedules,
     source_state,
+    subscriptions,
 )
 
 __all__ = ["SqlStorage", "content_hash", "paper_text"]
@@ -851,3 +866,314 @@ class SqlStorage:
                 .values(next_run=_naive_utc(next_run), last_run=at, last_worker=worker_id)
             )
             return res.rowcount == 1
+
+    # -- subscriptions and digests ---------------------------------------------------------------
+    def _subscription(self, row: Any) -> Subscription:
+        return Subscription(
+            id=row.id,
+            email=row.email,
+            status=row.status,
+            interests=Interests.from_dict(json.loads(row.interests)),
+            frequency=row.frequency,
+            send_hour=row.send_hour,
+            timezone=row.timezone,
+            max_items=row.max_items,
+            weekends=bool(row.weekends),
+            created=_aware(row.created),
+            confirmed=_aware(row.confirmed),
+            mailed=_aware(row.mailed),
+            last_digest=_aware(row.last_digest),
+            failures=row.failures,
+            last_error=row.last_error,
+        )
+
+    def save_subscription(self, sub: Subscription) -> Subscription:
+        now = _utcnow()
+        values: dict[str, Any] = {
+            "email": sub.email.strip().lower(),
+            "status": sub.status,
+            "interests": json.dumps(sub.interests.to_dict(), ensure_ascii=False),
+            "frequency": sub.frequency,
+            "send_hour": sub.send_hour,
+            "timezone": sub.timezone,
+            "max_items": sub.max_items,
+            "weekends": sub.weekends,
+            "updated": now,
+            "confirmed": _naive_utc(sub.confirmed),
+            "mailed": _naive_utc(sub.mailed),
+            "last_digest": _naive_utc(sub.last_digest),
+            "failures": sub.failures,
+            "last_error": sub.last_error,
+        }
+        try:
+            with self._write_txn() as conn:
+                if sub.id:
+                    conn.execute(
+                        sa.update(subscriptions).where(subscriptions.c.id == sub.id).values(values)
+                    )
+                    sub_id = sub.id
+                else:
+                    values["created"] = _naive_utc(sub.created) or now
+                    sub_id = int(
+                        conn.execute(
+                            sa.insert(subscriptions).values(values).returning(subscriptions.c.id)
+                        ).scalar_one()
+                    )
+                row = conn.execute(
+                    sa.select(subscriptions).where(subscriptions.c.id == sub_id)
+                ).first()
+        except sa.exc.IntegrityError as exc:
+            raise StorageError(f"another subscription has the address {sub.email!r}") from exc
+        if row is None:
+            raise StorageError(f"no subscription with id {sub.id}")
+        return self._subscription(row)
+
+    def get_subscription(self, sub_id: int) -> Subscription | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(subscriptions).where(subscriptions.c.id == sub_id)).first()
+        return self._subscription(row) if row is not None else None
+
+    def subscription_by_email(self, email: str) -> Subscription | None:
+        q = sa.select(subscriptions).where(subscriptions.c.email == email.strip().lower())
+        with self.engine.connect() as conn:
+            row = conn.execute(q).first()
+        return self._subscription(row) if row is not None else None
+
+    def list_subscriptions(self, status: str | None = None) -> list[Subscription]:
+        q = sa.select(subscriptions).order_by(subscriptions.c.id)
+        if status is not None:
+            q = q.where(subscriptions.c.status == status)
+        with self.engine.connect() as conn:
+            return [self._subscription(r) for r in conn.execute(q)]
+
+    def claim_digests(
+        self,
+        wanted: Sequence[tuple[int, str, str]],
+        owner: str,
+        lease: float,
+        now: datetime,
+    ) -> list[DigestClaim]:
+        if not wanted:
+            return []
+        at = _naive_utc(now)
+        assert at is not None
+        until = at + timedelta(seconds=lease)
+        led = digest_ledger.c
+        out: list[DigestClaim] = []
+        with self._write_txn() as conn:
+            new_rows = [
+                {
+                    "subscription_id": sid,
+                    "period": period,
+                    "state": "claimed",
+                    "message_id": mid,
+                    "owner": owner,
+                    "lease_until": until,
+                    "attempts": 1,
+                    "created": at,
+                }
+                for sid, period, mid in wanted
+            ]
+            ins = self._insert_ignoring_conflicts(
+                digest_ledger, ["subscription_id", "period"]
+            ).returning(led.subscription_id, led.period)
+            inserted: set[tuple[int, str]] = set()
+            for chunk in _chunks(new_rows, 500):
+                inserted |= {(r[0], r[1]) for r in conn.execute(ins, list(chunk))}
+            by_key = {(sid, period): mid for sid, period, mid in wanted}
+            for (sid, period), mid in by_key.items():
+                if (sid, period) in inserted:
+                    out.append(DigestClaim(sid, period, mid, 1, None))
+            rest = [k for k in by_key if k not in inserted]
+            for sid, period in rest:
+                row = conn.execute(
+                    sa.update(digest_ledger)
+                    .where(
+                        led.subscription_id == sid,
+                        led.period == period,
+                        led.state.in_(["claimed", "composed"]),
+                        sa.or_(
+                            led.lease_until.is_(None),
+                            led.lease_until < at,
+                            led.owner == owner,
+                        ),
+                    )
+                    .values(owner=owner, lease_until=until, attempts=led.attempts + 1)
+                    .returning(led.message_id, led.attempts, led["items"], led.owner)
+                ).first()
+                if row is not None:
+                    items = json.loads(row.items) if row.items else None
+                    out.append(DigestClaim(sid, period, row.message_id, row.attempts, items))
+        return out
+
+    def _held_digest(self, sub_id: int, period: str, owner: str) -> sa.ColumnElement[bool]:
+        led = digest_ledger.c
+        return sa.and_(
+            led.subscription_id == sub_id,
+            led.period == period,
+            led.owner == owner,
+            led.state.in_(["claimed", "composed"]),
+        )
+
+    def save_digest_items(
+        self, sub_id: int, period: str, owner: str, items: list[dict[str, Any]]
+    ) -> bool:
+        with self._write_txn() as conn:
+            res = conn.execute(
+                sa.update(digest_ledger)
+                .where(self._held_digest(sub_id, period, owner))
+                .values(state="composed", items=json.dumps(items, ensure_ascii=False))
+            )
+            return res.rowcount == 1
+
+    def save_digests(
+        self, owner: str, rows: Sequence[tuple[int, str, list[dict[str, Any]]]]
+    ) -> set[int]:
+        saved: set[int] = set()
+        with self._write_txn() as conn:
+            for sub_id, period, items in rows:
+                res = conn.execute(
+                    sa.update(digest_ledger)
+                    .where(self._held_digest(sub_id, period, owner))
+                    .values(state="composed", items=json.dumps(items, ensure_ascii=False))
+                )
+                if res.rowcount == 1:
+                    saved.add(sub_id)
+        return saved
+
+    def finish_digest(
+        self, sub_id: int, period: str, owner: str, paper_ids: Sequence[str], now: datetime
+    ) -> bool:
+        at = _naive_utc(now)
+        with self._write_txn() as conn:
+            res = conn.execute(
+                sa.update(digest_ledger)
+                .where(self._held_digest(sub_id, period, owner))
+                .values(state="sent", sent=at, owner=None, lease_until=None, error=None)
+            )
+            if res.rowcount != 1:
+                return False
+            ids = sorted(set(paper_ids))
+            if ids:
+                conn.execute(
+                    self._insert_ignoring_conflicts(digest_sent, ["subscription_id", "paper_id"]),
+                    [{"subscription_id": sub_id, "paper_id": pid, "sent": at} for pid in ids],
+                )
+            conn.execute(
+                sa.update(subscriptions)
+                .where(subscriptions.c.id == sub_id)
+                .values(last_digest=at, failures=0, last_error=None)
+            )
+            return True
+
+    def release_digest(
+        self,
+        sub_id: int,
+        period: str,
+        owner: str,
+        error: str,
+        *,
+        permanent: bool,
+        pause_after: int,
+    ) -> bool:
+        with self._write_txn() as conn:
+            values: dict[str, Any] = {"owner": None, "lease_until": None, "error": error}
+            if permanent:
+                values["state"] = "failed"
+            res = conn.execute(
+                sa.update(digest_ledger)
+                .where(self._held_digest(sub_id, period, owner))
+                .values(values)
+            )
+            if res.rowcount != 1:
+                return False
+            if permanent:
+                s = subscriptions.c
+                conn.execute(
+                    sa.update(subscriptions)
+                    .where(s.id == sub_id)
+                    .values(failures=s.failures + 1, last_error=error)
+                )
+                conn.execute(
+                    sa.update(subscriptions)
+                    .where(s.id == sub_id, s.failures >= pause_after, s.status == "active")
+                    .values(status="paused")
+                )
+            return True
+
+    def ledger(self, sub_id: int) -> list[dict[str, Any]]:
+        q = (
+            sa.select(digest_ledger)
+            .where(digest_ledger.c.subscription_id == sub_id)
+            .order_by(digest_ledger.c.period)
+        )
+        with self.engine.connect() as conn:
+            rows = list(conn.execute(q))
+        return [
+            {
+                "period": r.period,
+                "state": r.state,
+                "message_id": r.message_id,
+                "attempts": r.attempts,
+                "items": json.loads(r.items) if r.items else None,
+                "sent": _aware(r.sent),
+                "error": r.error,
+            }
+            for r in rows
+        ]
+
+    def sent_paper_ids(self, sub_ids: Sequence[int]) -> dict[int, set[str]]:
+        out: dict[int, set[str]] = {sid: set() for sid in sub_ids}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(list(sub_ids)):
+                q = sa.select(digest_sent.c.subscription_id, digest_sent.c.paper_id).where(
+                    digest_sent.c.subscription_id.in_(chunk)
+                )
+                for r in conn.execute(q):
+                    out[r.subscription_id].add(r.paper_id)
+        return out
+
+    def set_feedback(self, sub_id: int, paper_id: str, value: int, now: datetime) -> None:
+        with self._write_txn() as conn:
+            conn.execute(
+                sa.delete(feedback).where(
+                    feedback.c.subscription_id == sub_id, feedback.c.paper_id == paper_id
+                )
+            )
+            if value:
+                conn.execute(
+                    sa.insert(feedback).values(
+                        subscription_id=sub_id,
+                        paper_id=paper_id,
+                        value=1 if value > 0 else -1,
+                        at=_naive_utc(now),
+                    )
+                )
+
+    def feedback_for(self, sub_ids: Sequence[int]) -> dict[int, dict[str, int]]:
+        out: dict[int, dict[str, int]] = {sid: {} for sid in sub_ids}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(list(sub_ids)):
+                q = sa.select(feedback).where(feedback.c.subscription_id.in_(chunk))
+                for r in conn.execute(q):
+                    out[r.subscription_id][r.paper_id] = r.value
+        return out
+
+    def record_event(self, paper_id: str, kind: str, now: datetime) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.insert(paper_events).values(paper_id=paper_id, kind=kind, at=_naive_utc(now))
+            )
+
+    def event_counts(self, since: datetime) -> dict[str, dict[str, int]]:
+        e = paper_events.c
+        q = (
+            sa.select(e.paper_id, e.kind, sa.func.count())
+            .where(e.at >= _naive_utc(since))
+            .group_by(e.paper_id, e.kind)
+        )
+        out: dict[str, dict[str, int]] = {}
+        with self.engine.connect() as conn:
+            for pid, kind, n in conn.execute(q):
+                out.setdefault(pid, {})[kind] = int(n)
+        return out

@@ -172,15 +172,38 @@ class SubscriptionRequest(BaseModel):
     email: str = Field(max_length=254)
     queries: list[str] = Field(default_factory=list, max_length=20)
     categories: list[str] = Field(default_factory=list, max_length=50)
+    authors: list[str] = Field(default_factory=list, max_length=50)
+    follow: list[str] = Field(default_factory=list, max_length=200)
+    trending: bool = False
+    frequency: Literal["daily", "weekly"] = "daily"
+    send_hour: int = Field(default=7, ge=0, le=23)
+    timezone: str = Field(default="UTC", max_length=64)
+    max_items: int = Field(default=20, ge=1, le=100)
+    weekends: bool = True
 
 
 @router.post("/subscriptions", summary="Subscribe to a daily digest", status_code=201)
 async def subscriptions(request: Request, body: SubscriptionRequest) -> JSONResponse:
-    """Subscribe an email address to queries and categories (501 until digests are enabled)."""
-    if not body.queries and not body.categories:
-        raise BadParameter("queries", "give at least one query or category")
+    """Ask for an email digest of queries, categories, authors, followed papers or just the
+    trending list. A confirmation mail goes to the address (double opt-in); the answer is the
+    same whether the address is new, pending or already subscribed."""
+    if not (body.queries or body.categories or body.authors or body.follow or body.trending):
+        raise BadParameter("queries", "give at least one query or category, or trending: true")
     result = await run_in_threadpool(
-        subscribe_with, request, body.email, body.queries, body.categories
+        lambda: subscribe_with(
+            request,
+            body.email,
+            body.queries,
+            body.categories,
+            authors=body.authors,
+            follow=body.follow,
+            trending=body.trending,
+            frequency=body.frequency,
+            send_hour=body.send_hour,
+            timezone=body.timezone,
+            max_items=body.max_items,
+            weekends=body.weekends,
+        )
     )
     return JSONResponse({"subscribed": True, "result": str(result)}, status_code=201)
 

@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from paperradar import __version__
 from paperradar.engine import Engine
 from paperradar.errors import InvalidQuery, PaperradarError
-from paperradar.web import api, feeds, pages
+from paperradar.web import api, feeds, pages, subscriptions
 from paperradar.web.errors import error_body, status_of
 from paperradar.web.ratelimit import RateLimitMiddleware
 from paperradar.web.render import STATIC_DIR, Renderer, TTLCache
@@ -128,6 +128,7 @@ def create_app(engine: Engine) -> FastAPI:
         return response
 
     app.include_router(pages.router)
+    app.include_router(subscriptions.router)
     app.include_router(api.router)
     app.include_router(api.health)
     app.include_router(feeds.router)

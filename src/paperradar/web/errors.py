@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from paperradar.digest.schedule import InvalidSubscription
+from paperradar.digest.smtp import TemporaryFailure
+from paperradar.digest.tokens import InvalidToken
 from paperradar.errors import (
     ConfigError,
     FeatureUnavailable,
@@ -36,6 +39,9 @@ class SubscriptionsUnavailable(FeatureUnavailable):
 # Most specific first; the first class in a raised exception's MRO found here wins.
 ERROR_STATUS: dict[type[Exception], tuple[int, str]] = {
     BadParameter: (400, "invalid_parameter"),
+    InvalidToken: (400, "invalid_token"),
+    InvalidSubscription: (400, "invalid_subscription"),
+    TemporaryFailure: (503, "mail_unavailable"),
     InvalidQuery: (400, "invalid_query"),
     InvalidId: (400, "invalid_id"),
     NotFound: (404, "not_found"),

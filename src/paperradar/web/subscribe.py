@@ -1,13 +1,14 @@
 """Subscribing to a listing (email digest): one function shared by the form and the API.
 
-Until the engine offers ``Engine.subscribe(email, queries=..., categories=...)``, both answer
-501 with a message saying subscriptions are coming; once it does, they call it unchanged.
+Both call ``Engine.subscribe(email, queries=..., categories=..., **options)`` (501 on an engine
+without it). The answer is the same whatever the address's state (no enumeration).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Any
 
 from fastapi import Request
 
@@ -22,7 +23,11 @@ MAX_QUERY = 1000
 
 
 def subscribe_with(
-    request: Request, email: str, queries: Sequence[str], categories: Sequence[str]
+    request: Request,
+    email: str,
+    queries: Sequence[str],
+    categories: Sequence[str],
+    **options: Any,
 ) -> object:
     """Subscribe through the engine when it offers subscriptions; say they are coming if not."""
     email = email.strip()
@@ -36,4 +41,4 @@ def subscribe_with(
             "email digests are coming soon: this server cannot take subscriptions yet. "
             "Meanwhile, follow the RSS or Atom feed of this listing."
         )
-    return subscribe(email, queries=kept_queries, categories=kept_categories)
+    return subscribe(email, queries=kept_queries, categories=kept_categories, **options)

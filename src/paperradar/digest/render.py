@@ -1,0 +1,183 @@
+"""Mail rendering: Jinja2 templates shipped in the package (HTML with inline CSS, no script, no
+remote images; plus plain text), assembled into a multipart message with Message-ID, Date,
+List-Id and RFC 8058 one-click List-Unsubscribe headers."""
+
+from __future__ import annotations
+
+import binascii
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.header import Header
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr, parseaddr
+from typing import Any
+
+import jinja2
+
+__all__ = ["MailParts", "RawMail", "build_message", "build_raw", "render_mail", "summarize"]
+
+_html = jinja2.Environment(
+    loader=jinja2.PackageLoader("paperradar", "digest/templates"),
+    autoescape=True,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    auto_reload=False,  # templates ship in the package; no stat() per render
+)
+_text = jinja2.Environment(
+    loader=jinja2.PackageLoader("paperradar", "digest/templates"),
+    autoescape=False,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+    auto_reload=False,
+)
+
+
+@dataclass(slots=True)
+class MailParts:
+    subject: str
+    text: str
+    html: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def summarize(text: str, limit: int = 280) -> str:
+    """The first ``limit`` characters of an abstract, cut at a word."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    return text[:limit].rsplit(" ", 1)[0] + " …"
+
+
+def render_mail(template: str, subject: str, **context: Any) -> MailParts:
+    """Render ``template``.html and .txt with ``context`` (HTML autoescaped)."""
+    ctx = {"subject": subject, **context}
+    return MailParts(
+        subject=subject,
+        text=_text.get_template(f"{template}.txt").render(ctx),
+        html=_html.get_template(f"{template}.html").render(ctx),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RawMail:
+    """A message ready for SMTP: envelope sender and recipient, and the CRLF bytes."""
+
+    envelope_from: str
+    to: str
+    data: bytes
+    message_id: str
+
+
+def _header(value: str) -> str:
+    """A header value, RFC 2047-encoded when it is not ASCII; no line breaks ever."""
+    value = " ".join(value.split())
+    return value if value.isascii() else Header(value, "utf-8").encode()
+
+
+def _address(value: str) -> str:
+    name, addr = parseaddr(value)
+    return formataddr((name, addr), charset="utf-8") if name else addr
+
+
+def _qp(text: str) -> bytes:
+    body = "\n".join(text.splitlines()) + "\n"
+    return binascii.b2a_qp(body.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
+
+
+def headers_for(
+    *,
+    sender: str,
+    to: str,
+    subject: str,
+    message_id: str,
+    date: datetime,
+    list_id: str | None = None,
+    unsubscribe_url: str | None = None,
+) -> list[tuple[str, str]]:
+    out = [
+        ("From", _address(sender)),
+        ("To", _address(to)),
+        ("Subject", _header(subject)),
+        ("Date", format_datetime(date)),
+        ("Message-ID", message_id),
+        ("MIME-Version", "1.0"),
+        ("Auto-Submitted", "auto-generated"),
+    ]
+    if list_id:
+        domain = parseaddr(sender)[1].rpartition("@")[2] or "localhost"
+        slug = "".join(ch if ch.isalnum() else "-" for ch in list_id.lower()).strip("-")
+        out.append(("List-Id", f"{_header(list_id)} <{slug}.{domain}>"))
+    if unsubscribe_url:
+        out.append(("List-Unsubscribe", f"<{unsubscribe_url}>"))
+        out.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
+    return out
+
+
+def build_raw(
+    parts: MailParts,
+    *,
+    sender: str,
+    to: str,
+    message_id: str,
+    date: datetime,
+    list_id: str | None = None,
+    unsubscribe_url: str | None = None,
+) -> RawMail:
+    """The multipart/alternative (plain text + HTML, quoted-printable UTF-8) message as bytes,
+    built directly: the ``email`` package's header objects cost more than everything else in a
+    digest run. The tests parse what the SMTP server received with the ``email`` package."""
+    head = headers_for(
+        sender=sender,
+        to=to,
+        subject=parts.subject,
+        message_id=message_id,
+        date=date,
+        list_id=list_id,
+        unsubscribe_url=unsubscribe_url,
+    )
+    boundary = "=_paperradar_" + hashlib.sha1(message_id.encode()).hexdigest()[:24]
+    head += list(parts.headers.items())
+    head.append(("Content-Type", f'multipart/alternative; boundary="{boundary}"'))
+    chunks = [
+        f"{k}: {v}".replace("\r\n", "\n").replace("\n", "\r\n").encode() + b"\r\n" for k, v in head
+    ]
+    chunks.append(b"\r\n")
+    for subtype, body in (("plain", parts.text), ("html", parts.html)):
+        chunks.append(f"--{boundary}\r\n".encode())
+        chunks.append(f'Content-Type: text/{subtype}; charset="utf-8"\r\n'.encode())
+        chunks.append(b"Content-Transfer-Encoding: quoted-printable\r\n\r\n")
+        chunks.append(_qp(body))
+    chunks.append(f"--{boundary}--\r\n".encode())
+    return RawMail(parseaddr(sender)[1], parseaddr(to)[1] or to, b"".join(chunks), message_id)
+
+
+def build_message(
+    parts: MailParts,
+    *,
+    sender: str,
+    to: str,
+    message_id: str,
+    date: datetime,
+    list_id: str | None = None,
+    unsubscribe_url: str | None = None,
+) -> EmailMessage:
+    """The same message as an ``EmailMessage`` (for previews and one-off mails)."""
+    msg = EmailMessage()
+    for k, v in headers_for(
+        sender=sender,
+        to=to,
+        subject=parts.subject,
+        message_id=message_id,
+        date=date,
+        list_id=list_id,
+        unsubscribe_url=unsubscribe_url,
+    ):
+        if k != "MIME-Version":
+            msg[k] = v
+    for k, v in parts.headers.items():
+        msg[k] = v
+    msg.set_content(parts.text, cte="quoted-printable")
+    msg.add_alternative(parts.html, subtype="html", cte="quoted-printable")
+    return msg
