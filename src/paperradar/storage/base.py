@@ -266,3 +266,17 @@ class Storage(Protocol):
         """True for exactly one caller when schedule ``name`` is due at ``now`` (a schedule seen
         for the first time is due); that caller's ``next_run`` becomes the next due time."""
         ...
+
+    def release(self, job_id: int, worker_id: str) -> bool:
+        """Give a held job back unfinished (a worker shutting down): queued again at once, and
+        this claim does not count as an attempt. False when ``worker_id`` no longer holds it."""
+        ...
+
+    def job_counts_by_kind(self) -> list[tuple[str, str, int]]:
+        """(kind, state, number of jobs) for every kind and state present, for monitoring."""
+        ...
+
+    # operations
+    def schema_revision(self) -> tuple[str | None, str]:
+        """(the database's migration revision, the newest revision this code knows)."""
+        ...
