@@ -569,6 +569,9 @@ def worker(
 def migrate_data(
     src_url: Annotated[str, typer.Argument(metavar="SRC_URL", help="Copy from this database.")],
     dst_url: Annotated[str, typer.Argument(metavar="DST_URL", help="Into this (empty) database.")],
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", min=1, help="Papers or vectors per transaction.")
+    ] = 2000,
     as_json: JsonOpt = False,
 ) -> None:
     """Copy every paper, source state and vector between databases (SQLite <-> PostgreSQL),
@@ -576,7 +579,7 @@ def migrate_data(
     from paperradar.transfer import copy_collection, iter_table, verify_collection
 
     with make_engine(src_url) as src, make_engine(dst_url) as dst, _stages() as tick:
-        written = copy_collection(src.storage, dst.storage, progress=tick)
+        written = copy_collection(src.storage, dst.storage, progress=tick, batch_size=batch_size)
         rows = verify_collection(src.storage, dst.storage, progress=tick)
     if as_json:
         _print_json(

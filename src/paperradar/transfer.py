@@ -65,7 +65,7 @@ def _own_states(storage: Storage) -> list[SourceState]:
 
 
 def copy_collection(
-    src: Storage, dst: Storage, *, progress: Progress | None = None
+    src: Storage, dst: Storage, *, progress: Progress | None = None, batch_size: int = BATCH
 ) -> dict[str, int]:
     """Copy papers, source states and vectors from ``src`` to ``dst`` (resuming a stopped copy).
     Returns how many rows this run wrote."""
@@ -87,7 +87,7 @@ def copy_collection(
     tick("papers", done, total)
     if cp.get("stage", "papers") == "papers":
         while True:
-            rows = src.papers_after(last_pk, BATCH)
+            rows = src.papers_after(last_pk, batch_size)
             if not rows:
                 break
             last_pk = rows[-1][0]
@@ -115,7 +115,7 @@ def copy_collection(
             vtotal = src.count_embeddings(model)
             after = int(cp.get("vec_pk", 0)) if cp.get("model") == model else 0
             vdone = 0
-            for batch in src.iter_embeddings(model, BATCH):
+            for batch in src.iter_embeddings(model, batch_size):
                 vdone += len(batch)
                 batch = [(pk, v) for pk, v in batch if pk > after]
                 if not batch:
