@@ -85,6 +85,7 @@ class Settings(BaseSettings):
     # third of it while the job runs), and the idle wait between polls of the queue
     worker_lease_s: float = 120.0
     worker_poll_s: float = 5.0
+    worker_keep_jobs_days: float = 7.0  # finished jobs older than this are purged (hourly)
 
     @classmethod
     def settings_customise_sources(

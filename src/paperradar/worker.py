@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -271,6 +271,7 @@ class Worker:
         self.poll_s = poll_s if poll_s is not None else engine.settings.worker_poll_s
         self.stop = threading.Event()
         self.report = WorkerReport()
+        self._next_purge = 0.0
 
     # -- schedules --------------------------------------------------------------------------------
     def fire_due_schedules(self, now: datetime | None = None) -> list[str]:
@@ -353,9 +354,21 @@ class Worker:
         self.report.done += 1
         return "done"
 
+    def purge_finished(self) -> int:
+        """Delete done and failed jobs older than ``worker_keep_jobs_days`` (at most hourly)."""
+        if time.monotonic() < self._next_purge:
+            return 0
+        self._next_purge = time.monotonic() + 3600
+        keep = timedelta(days=self.engine.settings.worker_keep_jobs_days)
+        n = self.storage.purge_jobs(datetime.now(UTC) - keep)
+        if n:
+            log.info("purged %d finished jobs older than %s", n, keep)
+        return n
+
     def run_once(self) -> bool:
         """Fire due schedules and run at most one job; False when there was nothing to run."""
         self.fire_due_schedules()
+        self.purge_finished()
         if self.stop.is_set():
             return False
         jobs = self.storage.claim(self.kinds, self.id, self.lease_s)
