@@ -540,7 +540,9 @@ def worker(
             "--kinds", help="Job kinds to run (repeat or comma-separate; default: all known)."
         ),
     ] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every job.")] = True,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Log warnings and errors only, not every job.")
+    ] = False,
 ) -> None:
     """Run queued jobs (harvest, …) and fire the cron schedules of config; many may share a database."""
     import logging
@@ -548,7 +550,7 @@ def worker(
     from paperradar.worker import Worker
 
     logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
+        level=logging.WARNING if quiet else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
@@ -563,6 +565,43 @@ def worker(
             f"done {report.done}  failed {report.failed}  released {report.released}  "
             f"schedules fired {len(report.fired)}"
         )
+
+
+@app.command()
+def enqueue(
+    kind: Annotated[str, typer.Argument(help="Job kind: harvest, embed, digest.")],
+    payload: Annotated[
+        str, typer.Argument(help='JSON payload, e.g. \'{"source": "oai", "set": "cs"}\'.')
+    ] = "{}",
+    key: Annotated[
+        str | None, typer.Option("--key", help="Dedupe key: one pending job per key.")
+    ] = None,
+) -> None:
+    """Queue a job for `paperradar worker` (e.g. a backfill harvest)."""
+    try:
+        data = json.loads(payload)
+    except json.JSONDecodeError as exc:
+        raise PaperradarError(f"payload is not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise PaperradarError("payload must be a JSON object")
+    with engine() as eng:
+        out.print(f"job {eng.enqueue(kind, data, key=key)} queued ({kind})")
+
+
+@app.command()
+def jobs(as_json: JsonOpt = False) -> None:
+    """The job queue: jobs per kind and state."""
+    with engine() as eng:
+        rows = eng.jobs()
+    if as_json:
+        _print_json([{"kind": k, "state": s, "jobs": n} for k, s, n in rows])
+        return
+    table = Table(box=None, header_style="bold")
+    for col in ("kind", "state", "jobs"):
+        table.add_column(col, justify="right" if col == "jobs" else "left")
+    for k, s, n in rows:
+        table.add_row(k, s, f"{n:,}")
+    out.print(table)
 
 
 @app.command("migrate-data")

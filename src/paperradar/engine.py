@@ -247,6 +247,16 @@ class Engine:
             "queue": {"queued": jobs.get("queued", 0), "running": jobs.get("running", 0)},
         }
 
+    def enqueue(
+        self, kind: str, payload: dict[str, Any] | None = None, *, key: str | None = None
+    ) -> int:
+        """Queue a job for the workers (with ``key``: at most one pending job per key)."""
+        return self.storage.enqueue(kind, payload or {}, key=key)
+
+    def jobs(self) -> list[tuple[str, str, int]]:
+        """(kind, state, count) of the queue."""
+        return self.storage.job_counts_by_kind()
+
     def metrics(self, now: datetime | None = None) -> list[Family]:
         """Numbers for ``/metrics``, read from the database (the same in every process).
         Add a family here for anything the database counts (e.g. digest sends and failures)."""

@@ -4,6 +4,7 @@ with SIGKILL midway, schedules fired once however many workers run them."""
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import time
@@ -11,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from paperradar.engine import make_engine
@@ -217,3 +219,31 @@ def test_stopping_releases_the_running_job_without_counting_the_attempt(tmp_path
         assert report.released == 1 and seen == [job_id]
     (row,) = rows(url, sa.select(jobs).where(jobs.c.id == job_id))
     assert (row.state, row.attempts, row.locked_by) == ("queued", 0, None)
+
+
+def test_enqueue_and_jobs_commands_then_a_worker_once(
+    tmp_path: Path, fixtures_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from paperradar.cli import app
+
+    monkeypatch.setenv("PAPERRADAR_CONFIG", str(tmp_path / "none.toml"))
+    for name in QUIET:
+        monkeypatch.setenv(f"PAPERRADAR_{name.upper()}", "")
+    runner = CliRunner()
+    db = str(tmp_path / "cli.db")
+    payload = json.dumps({"source": "rss", "file": str(fixtures_dir / RSS)})
+    r = runner.invoke(app, ["--db", db, "enqueue", "harvest", payload, "--key", "k"])
+    assert r.exit_code == 0 and r.stdout.startswith("job 1 queued")
+    r = runner.invoke(app, ["--db", db, "enqueue", "harvest", payload, "--key", "k"])
+    assert r.stdout.startswith("job 1 queued")  # the same pending job
+    r = runner.invoke(app, ["--db", db, "enqueue", "harvest", "[1]"])
+    assert r.exit_code == 2 and "payload must be a JSON object" in r.stderr
+    r = runner.invoke(app, ["--db", db, "worker", "--once", "--quiet"])
+    assert r.exit_code == 0 and "done 1  failed 0" in r.stdout
+    r = runner.invoke(app, ["--db", db, "jobs", "--json"])
+    assert json.loads(r.stdout) == [
+        {"kind": "embed", "state": "queued", "jobs": 1},
+        {"kind": "harvest", "state": "done", "jobs": 1},
+    ]
