@@ -146,7 +146,8 @@ def main() -> None:
             abstract = " ".join(words[pos : pos + al[i]]).capitalize() + "."
             pos += al[i]
             # Unique ids: 100,000 papers a month, in order; the date falls inside that month.
-            month = start + timedelta(days=30 * (n // 100000))
+            m = n // 100000  # calendar months: 30-day steps put 2015-01-31 in January again
+            month = datetime(start.year + m // 12, 1 + m % 12, 1, tzinfo=UTC)
             day = month + timedelta(days=int(days[i]) % 28)
             aid = f"{month:%y%m}.{n % 100000:05d}"
             lines.append(

@@ -539,9 +539,15 @@ def show_config(as_json: JsonOpt = False) -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers", min=1, help="Web processes sharing the port (stateless; behind any proxy)."
+        ),
+    ] = 1,
 ) -> None:
     """Serve the web UI, JSON API and feeds."""
-    _serve(host, port)
+    _serve(host, port, workers)
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -565,7 +571,9 @@ def _check_port_free(host: str, port: int) -> None:
             ) from exc
 
 
-def _serve(host: str | None, port: int | None) -> None:
+def _serve(host: str | None, port: int | None, workers: int = 1) -> None:
+    import os
+
     import uvicorn
 
     from paperradar.web import create_app
@@ -573,9 +581,176 @@ def _serve(host: str | None, port: int | None) -> None:
     settings = load_settings()
     h, p = host or settings.host, port or settings.port
     _check_port_free(h, p)
+    if workers > 1:
+        # Each process builds its own app (and database pool) from the environment.
+        eng = engine()
+        os.environ["PAPERRADAR_DATABASE_URL"] = eng.storage.url  # migrated once, here
+        eng.close()
+        err.print(f"paperradar is serving on http://{h}:{p} with {workers} processes")
+        uvicorn.run(
+            "paperradar.web.app:create_app_from_env",
+            factory=True,
+            host=h,
+            port=p,
+            workers=workers,
+            log_level="warning",
+            proxy_headers=True,
+        )
+        return
     eng = engine()
     err.print(f"paperradar is serving on http://{h}:{p}  (Ctrl-C to stop)")
     uvicorn.run(create_app(eng), host=h, port=p, log_level="warning")
+
+
+@app.command()
+def worker(
+    once: Annotated[
+        bool, typer.Option("--once", help="Fire due schedules, run the due jobs, then exit (cron).")
+    ] = False,
+    worker_id: Annotated[
+        str | None, typer.Option("--id", help="Worker name in the queue (default host:pid).")
+    ] = None,
+    kinds: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--kinds", help="Job kinds to run (repeat or comma-separate; default: all known)."
+        ),
+    ] = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Log warnings and errors only, not every job.")
+    ] = False,
+) -> None:
+    """Run queued jobs (harvest, …) and fire the cron schedules of config; many may share a database."""
+    import logging
+
+    from paperradar.worker import Worker
+
+    logging.basicConfig(
+        level=logging.WARNING if quiet else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    kind_list = [k.strip() for raw in kinds or [] for k in raw.split(",") if k.strip()]
+    with engine() as eng:
+        w = Worker(eng, worker_id=worker_id, kinds=kind_list or None)
+        w.install_signal_handlers()
+        report = w.run(once=once)
+    if once:
+        out.print(
+            f"done {report.done}  failed {report.failed}  released {report.released}  "
+            f"schedules fired {len(report.fired)}"
+        )
+
+
+@app.command()
+def enqueue(
+    kind: Annotated[str, typer.Argument(help="Job kind: harvest, embed, digest.")],
+    payload: Annotated[
+        str, typer.Argument(help='JSON payload, e.g. \'{"source": "oai", "set": "cs"}\'.')
+    ] = "{}",
+    key: Annotated[
+        str | None, typer.Option("--key", help="Dedupe key: one pending job per key.")
+    ] = None,
+) -> None:
+    """Queue a job for `paperradar worker` (e.g. a backfill harvest)."""
+    try:
+        data = json.loads(payload)
+    except json.JSONDecodeError as exc:
+        raise PaperradarError(f"payload is not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise PaperradarError("payload must be a JSON object")
+    with engine() as eng:
+        out.print(f"job {eng.enqueue(kind, data, key=key)} queued ({kind})")
+
+
+@app.command()
+def jobs(as_json: JsonOpt = False) -> None:
+    """The job queue: jobs per kind and state."""
+    with engine() as eng:
+        rows = eng.jobs()
+    if as_json:
+        _print_json([{"kind": k, "state": s, "jobs": n} for k, s, n in rows])
+        return
+    table = Table(box=None, header_style="bold")
+    for col in ("kind", "state", "jobs"):
+        table.add_column(col, justify="right" if col == "jobs" else "left")
+    for k, s, n in rows:
+        table.add_row(k, s, f"{n:,}")
+    out.print(table)
+
+
+@app.command("migrate-data")
+def migrate_data(
+    src_url: Annotated[str, typer.Argument(metavar="SRC_URL", help="Copy from this database.")],
+    dst_url: Annotated[str, typer.Argument(metavar="DST_URL", help="Into this (empty) database.")],
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", min=1, help="Papers or vectors per transaction.")
+    ] = 2000,
+    as_json: JsonOpt = False,
+) -> None:
+    """Copy every paper, source state and vector between databases (SQLite <-> PostgreSQL),
+    resumable (run it again after a stop), verified by counts and checksums."""
+    from paperradar.transfer import copy_collection, iter_table, verify_collection
+
+    with make_engine(src_url) as src, make_engine(dst_url) as dst, _stages() as tick:
+        written = copy_collection(src.storage, dst.storage, progress=tick, batch_size=batch_size)
+        rows = verify_collection(src.storage, dst.storage, progress=tick)
+    if as_json:
+        _print_json(
+            {
+                "written": written,
+                "checks": [
+                    {
+                        "what": r.what,
+                        "source": r.src_count,
+                        "destination": r.dst_count,
+                        "source_checksum": r.src_checksum,
+                        "destination_checksum": r.dst_checksum,
+                        "ok": r.ok,
+                    }
+                    for r in rows
+                ],
+            }
+        )
+    else:
+        out.print(
+            f"copied {written['papers']:,} papers, {written['vectors']:,} vectors, "
+            f"{written['source_states']:,} source states in this run"
+        )
+        table = Table(box=None, header_style="bold")
+        for col in ("what", "source", "destination", "source sum", "destination sum", "check"):
+            table.add_column(col, justify="right" if col in ("source", "destination") else "left")
+        for row in iter_table(rows):
+            table.add_row(*row)
+        out.print(table)
+    if not all(r.ok for r in rows):
+        err.print("error: the copy differs from the source (see the table); run it again")
+        raise typer.Exit(2)
+
+
+@contextmanager
+def _stages() -> Iterator[Any]:
+    """A progress bar per stage (stage, done, total) on a terminal; silent otherwise."""
+    if not err.is_terminal:
+        yield None
+        return
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:,}/{task.total:,}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        tasks: dict[str, Any] = {}
+
+        def tick(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        yield tick
 
 
 @app.command()

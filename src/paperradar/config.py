@@ -86,10 +86,23 @@ class Settings(BaseSettings):
     digest_search_threads: int = 2  # searches of a run's distinct interests run in parallel
     digest_batch: int = 100  # digests claimed per ledger transaction (keep x send time < lease)
 
-    # Worker schedules (cron expressions, UTC)
-    schedule_rss: str = "30 0 * * 1-5"
+    # Worker schedules (cron expressions, UTC; "" turns one off). arXiv announces Sunday-Thursday
+    # at 20:00 US Eastern and its RSS feeds turn over at midnight Eastern: 05:30 UTC Monday-Friday
+    # is after both in summer and in winter time. OAI-PMH records appear after the announcement.
+    schedule_rss: str = "30 5 * * 1-5"
+    schedule_oai: str = "0 6 * * 1-5"
     schedule_hf: str = "0 */6 * * *"
     schedule_digest: str = "*/15 * * * *"
+    schedule_embed: str = "*/30 * * * *"
+    # What the scheduled harvests fetch ("" skips that source): e.g. "cs.LG+stat.ML", "cs"
+    rss_categories: str = ""
+    oai_sets: str = ""  # comma-separated OAI sets, each harvested from its own watermark
+    hf_daily: bool = True
+    # Worker: seconds a claimed job is held before another worker may take it (renewed every
+    # third of it while the job runs), and the idle wait between polls of the queue
+    worker_lease_s: float = 120.0
+    worker_poll_s: float = 5.0
+    worker_keep_jobs_days: float = 7.0  # finished jobs older than this are purged (hourly)
 
     @classmethod
     def settings_customise_sources(

@@ -27,6 +27,7 @@ from paperradar.errors import FeatureUnavailable, InvalidId, NotFound, Paperrada
 from paperradar.export import ExportFormat, export_papers
 from paperradar.harvest import HarvestPlan
 from paperradar.ingest import IngestReport, ingest_batches
+from paperradar.metrics import Family
 from paperradar.model import Paper, ParseProblem, parse_paper_id, title_key
 from paperradar.search.beir import load_beir
 from paperradar.search.fusion import make_fuse
@@ -395,6 +396,81 @@ class Engine:
 
     def sources(self) -> list[SourceState]:
         return self.storage.source_states()
+
+    # -- operations ------------------------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        """Is the database reachable, are its migrations at head, how deep is the queue."""
+        try:
+            current, head = self.storage.schema_revision()
+            jobs = self.storage.job_counts()
+        except PaperradarError as exc:
+            return {"status": "error", "database": "unreachable", "error": str(exc)}
+        except Exception as exc:  # a driver error that storage did not wrap: still an answer
+            return {
+                "status": "error",
+                "database": "unreachable",
+                "error": f"{type(exc).__name__}: {exc}",
+            }
+        at_head = current == head
+        return {
+            "status": "ok" if at_head else "error",
+            "database": "ok",
+            "backend": self.storage.url.split(":", 1)[0],
+            "migrations": {"current": current, "head": head, "at_head": at_head},
+            "queue": {"queued": jobs.get("queued", 0), "running": jobs.get("running", 0)},
+        }
+
+    def enqueue(
+        self, kind: str, payload: dict[str, Any] | None = None, *, key: str | None = None
+    ) -> int:
+        """Queue a job for the workers (with ``key``: at most one pending job per key)."""
+        return self.storage.enqueue(kind, payload or {}, key=key)
+
+    def jobs(self) -> list[tuple[str, str, int]]:
+        """(kind, state, count) of the queue."""
+        return self.storage.job_counts_by_kind()
+
+    def metrics(self, now: datetime | None = None) -> list[Family]:
+        """Numbers for ``/metrics``, read from the database (the same in every process).
+        Add a family here for anything the database counts (e.g. digest sends and failures)."""
+        now = now or datetime.now(UTC)
+        states = [
+            s for s in self.storage.source_states() if not s.source.startswith("migrate-data:")
+        ]
+        runs = [s.last_run for s in states if s.last_run is not None]
+        lag = Family(
+            "paperradar_ingest_lag_seconds",
+            "gauge",
+            "Seconds since the most recent run of any source (now - newest last_run).",
+        )
+        if runs:
+            lag.add(max(0.0, (now - max(runs)).total_seconds()))
+        last_run = Family(
+            "paperradar_source_last_run_timestamp_seconds",
+            "gauge",
+            "Unix time of each source's last run.",
+        )
+        errors = Family(
+            "paperradar_source_error", "gauge", "1 when a source's last run ended with an error."
+        )
+        for s in states:
+            if s.last_run is not None:
+                last_run.add(s.last_run.timestamp(), {"source": s.source})
+            errors.add(1.0 if s.last_error else 0.0, {"source": s.source})
+        depth = Family("paperradar_queue_jobs", "gauge", "Jobs in the queue per state.")
+        for state, n in self.storage.job_counts().items():
+            depth.add(n, {"state": state})
+        per_kind = Family(
+            "paperradar_jobs", "gauge", "Jobs per kind and state (done/failed until purged)."
+        )
+        for kind, state, n in self.storage.job_counts_by_kind():
+            per_kind.add(n, {"kind": kind, "state": state})
+        stats = self.storage.stats()
+        papers = Family("paperradar_papers", "gauge", "Papers stored.").add(stats["papers"])
+        vectors = Family("paperradar_embeddings", "gauge", "Embedding vectors stored.").add(
+            stats["embeddings"]
+        )
+        return [lag, last_run, errors, depth, per_kind, papers, vectors]
 
     def export(self, fmt: ExportFormat) -> Iterator[str]:
         return export_papers(self.storage.iter_papers(), fmt)

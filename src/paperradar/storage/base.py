@@ -420,3 +420,18 @@ class Storage(Protocol):
     def event_counts(self, since: datetime) -> dict[str, dict[str, int]]:
         """Events per paper id and kind at or after ``since``."""
         ...
+
+    # work distribution (continued)
+    def release(self, job_id: int, worker_id: str) -> bool:
+        """Give a held job back unfinished (a worker shutting down): queued again at once, and
+        this claim does not count as an attempt. False when ``worker_id`` no longer holds it."""
+        ...
+
+    def job_counts_by_kind(self) -> list[tuple[str, str, int]]:
+        """(kind, state, number of jobs) for every kind and state present, for monitoring."""
+        ...
+
+    # operations
+    def schema_revision(self) -> tuple[str | None, str]:
+        """(the database's migration revision, the newest revision this code knows)."""
+        ...

@@ -14,6 +14,8 @@ import numpy as np
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 
 from paperradar.errors import StorageError
 from paperradar.model import Author, Paper, Version, title_key
@@ -149,7 +151,11 @@ class SqlStorage:
         self.url = url
         self.engine = engine
         try:
-            with engine.begin() as conn:
+            # One process migrates at a time (several workers may start on an empty database):
+            # SQLite's write lock from BEGIN IMMEDIATE, PostgreSQL's transaction advisory lock.
+            with self._write_txn() as conn:
+                if engine.dialect.name == "postgresql":
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(7262001)"))
                 cfg = Config()
                 cfg.set_main_option("script_location", str(MIGRATIONS))
                 cfg.attributes["connection"] = conn
@@ -1177,3 +1183,35 @@ class SqlStorage:
             for pid, kind, n in conn.execute(q):
                 out.setdefault(pid, {})[kind] = int(n)
         return out
+
+    def release(self, job_id: int, worker_id: str) -> bool:
+        with self._write_txn() as conn:
+            res = conn.execute(
+                sa.update(jobs)
+                .where(self._held(job_id, worker_id))
+                .values(
+                    state="queued",
+                    run_after=_utcnow(),
+                    attempts=sa.case((jobs.c.attempts > 0, jobs.c.attempts - 1), else_=0),
+                    locked_by=None,
+                    locked_until=None,
+                )
+            )
+            return res.rowcount == 1
+
+    def job_counts_by_kind(self) -> list[tuple[str, str, int]]:
+        q = (
+            sa.select(jobs.c.kind, jobs.c.state, sa.func.count())
+            .group_by(jobs.c.kind, jobs.c.state)
+            .order_by(jobs.c.kind, jobs.c.state)
+        )
+        with self.engine.connect() as conn:
+            return [(r[0], r[1], int(r[2])) for r in conn.execute(q)]
+
+    def schema_revision(self) -> tuple[str | None, str]:
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        head = ScriptDirectory.from_config(cfg).get_current_head() or ""
+        with self.engine.connect() as conn:
+            current = MigrationContext.configure(conn).get_current_revision()
+        return current, head

@@ -52,9 +52,13 @@ class SqliteStorage(SqlStorage):
         # Web requests run in a thread pool (anyio: 40 threads); each may hold a connection
         # while it works. SQLAlchemy's default pool (5 + 10 overflow) made the 16th concurrent
         # request wait 30 s and fail with a 500 under load. SQLite connections are cheap.
-        engine = sa.create_engine(
-            url, connect_args={"timeout": 30}, pool_size=8, max_overflow=56, pool_timeout=60
+        # (An in-memory database lives in one connection: SQLAlchemy's singleton pool, no sizes.)
+        pool: dict[str, Any] = (
+            {"pool_size": 8, "max_overflow": 56, "pool_timeout": 60}
+            if path and path != ":memory:"
+            else {}
         )
+        engine = sa.create_engine(url, connect_args={"timeout": 30}, **pool)
         sa.event.listen(engine, "connect", _on_connect)
         super().__init__(url, engine)
 

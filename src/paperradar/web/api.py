@@ -213,6 +213,7 @@ health = APIRouter(tags=["ops"])
 
 @health.get("/healthz", summary="Health check")
 def healthz(request: Request) -> JSONResponse:
-    """200 when the database answers."""
-    engine_of(request).papers(PaperFilter(), sort="first_seen", limit=1)
-    return JSONResponse({"status": "ok"})
+    """200 when the database answers and its migrations are at head (else 503), with the
+    queue depth: ``{"status", "database", "migrations": {…}, "queue": {"queued", "running"}}``."""
+    body = engine_of(request).health()
+    return JSONResponse(body, status_code=200 if body["status"] == "ok" else 503)

@@ -12,14 +12,15 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from paperradar import __version__
-from paperradar.engine import Engine
+from paperradar.engine import Engine, make_engine
 from paperradar.errors import InvalidQuery, PaperradarError
 from paperradar.web import api, feeds, pages, subscriptions
+from paperradar.web import metrics as metrics_routes
 from paperradar.web.errors import error_body, status_of
 from paperradar.web.ratelimit import RateLimitMiddleware
 from paperradar.web.render import STATIC_DIR, Renderer, TTLCache
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "create_app_from_env"]
 
 Scope = dict[str, Any]
 
@@ -99,6 +100,7 @@ def create_app(engine: Engine) -> FastAPI:
     app.state.renderer = Renderer(engine)
     app.state.facts = TTLCache(ttl_s=30.0)
     app.state.categories = TTLCache(ttl_s=api.CATEGORIES_TTL_S)
+    app.state.metrics, search_latency = metrics_routes.make_registry(engine)
 
     @app.exception_handler(PaperradarError)
     async def _on_error(request: Request, exc: PaperradarError) -> Response:
@@ -132,6 +134,7 @@ def create_app(engine: Engine) -> FastAPI:
     app.include_router(api.router)
     app.include_router(api.health)
     app.include_router(feeds.router)
+    app.include_router(metrics_routes.router)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
 
     # Added last runs first: CORS headers reach 429 answers too.
@@ -145,4 +148,11 @@ def create_app(engine: Engine) -> FastAPI:
             expose_headers=["ETag", "Retry-After"],
         )
     app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(metrics_routes.SearchTimingMiddleware, histogram=search_latency)
     return app
+
+
+def create_app_from_env() -> FastAPI:
+    """The app over the engine the environment configures (``PAPERRADAR_DATABASE_URL`` …): the
+    factory ``paperradar serve --workers N`` gives uvicorn, one per worker process."""
+    return create_app(make_engine())

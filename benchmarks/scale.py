@@ -1,0 +1,250 @@
+"""Scale figures on one backend: ingest rate, keyword (and, with vectors, hybrid) search p50/p95,
+listing page latency, database size and memory, at N papers.
+
+    python benchmarks/scale.py 100000 --backend sqlite
+    python benchmarks/scale.py 1000000 --backend postgres --db postgresql://…/paperradar_bench
+    python benchmarks/scale.py --corpus /tmp/corpus-1m.jsonl --backend postgres --db … --json out.json
+
+The corpus comes from ``benchmarks/make_corpus.py`` (made in a temporary folder unless
+``--corpus`` names one). PostgreSQL: the database ``--db`` is emptied first (its ``public``
+schema is dropped). Hybrid search is measured only when the database holds vectors of the
+configured embedding model (``Engine.embed`` fills them); otherwise its row says why not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from paperradar.engine import Engine, make_engine
+from paperradar.storage import PaperFilter
+
+QUERIES = [
+    "graph neural network",
+    "diffusion models",
+    "protein folding",
+    "reinforcement learning policy",
+    "bayesian inference",
+    "language model alignment",
+    "cancer cells",
+    "optimal transport",
+    "quantum error correction",
+    "contrastive learning images",
+    "attention mechanism",
+    "gene expression",
+    "stochastic gradient descent convergence",
+    "robot navigation",
+    '"neural network"',
+    "transformer -survey",
+    "cat:cs.LG diffusion",
+    "author:Zhang learning",
+    "year:2024 benchmark",
+    "sparse",
+]
+CATEGORIES = ["cs.LG", "cs.CV", "stat.ML", "quant-ph", "cs"]
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        mem = f", {kb / 2**20:.0f} GiB RAM"
+    except (OSError, ValueError, IndexError):
+        pass
+    return f"{cpu}, {os.cpu_count()} cores{mem}, Python {platform.python_version()}"
+
+
+def percentiles(ms: list[float]) -> dict[str, float]:
+    ms = sorted(ms)
+    return {
+        "p50": round(ms[len(ms) // 2], 2),
+        "p95": round(ms[min(len(ms) - 1, int(len(ms) * 0.95))], 2),
+        "p99": round(ms[min(len(ms) - 1, int(len(ms) * 0.99))], 2),
+        "mean": round(statistics.fmean(ms), 2),
+    }
+
+
+def timed(fn: Callable[[], Any], n: int) -> list[float]:
+    out = []
+    for _ in range(n):
+        t = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - t) * 1000)
+    return out
+
+
+def empty_postgres(url: str) -> None:
+    from paperradar.storage.postgres import driver_url
+
+    engine = sa.create_engine(driver_url(url))
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP SCHEMA IF EXISTS public CASCADE"))
+        conn.execute(sa.text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+def database_size(eng: Engine, sqlite_path: Path | None) -> dict[str, float]:
+    if sqlite_path is not None:
+        files = list(sqlite_path.parent.glob(sqlite_path.name + "*"))
+        return {"total_mib": round(sum(f.stat().st_size for f in files) / 2**20, 1)}
+    with eng.storage.engine.connect() as conn:  # type: ignore[attr-defined]
+        total = conn.execute(sa.text("SELECT pg_database_size(current_database())")).scalar_one()
+        heap = conn.execute(sa.text("SELECT pg_table_size('papers')")).scalar_one()
+        idx = conn.execute(sa.text("SELECT pg_indexes_size('papers')")).scalar_one()
+    return {
+        "total_mib": round(total / 2**20, 1),
+        "papers_table_mib": round(heap / 2**20, 1),
+        "papers_indexes_mib": round(idx / 2**20, 1),
+    }
+
+
+def server_memory() -> str:
+    """Resident memory of the PostgreSQL server processes (all of them), from /proc."""
+    total = 0
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            if (d / "comm").read_text().strip() != "postgres":
+                continue
+            for line in (d / "status").read_text().splitlines():
+                if line.startswith("RssAnon:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return f"{total / 1024:.0f} MiB anon RSS" if total else "n/a"
+
+
+def measure_search(eng: Engine, mode: str, n: int, rng: random.Random) -> dict[str, float]:
+    for q in QUERIES:  # warm the caches once
+        eng.search(q, mode=mode, limit=20)  # type: ignore[arg-type]
+    return percentiles(timed(lambda: eng.search(rng.choice(QUERIES), mode=mode, limit=20), n))  # type: ignore[arg-type]
+
+
+def measure_listing(eng: Engine, n: int, rng: random.Random) -> dict[str, dict[str, float]]:
+    first = percentiles(timed(lambda: eng.papers(PaperFilter(), limit=50), n))
+    cat = percentiles(
+        timed(lambda: eng.papers(PaperFilter(categories=[rng.choice(CATEGORIES)]), limit=50), n)
+    )
+    _, cursor = eng.papers(PaperFilter(), limit=50)
+    for _ in range(20):  # page 21 onwards: keyset, no OFFSET
+        _, cursor = eng.papers(PaperFilter(), limit=50, cursor=cursor)
+    deep = percentiles(timed(lambda: eng.papers(PaperFilter(), limit=50, cursor=cursor), n))
+    return {"first page": first, "category page": cat, "page 21": deep}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("n", type=int, nargs="?", default=100_000)
+    ap.add_argument("--corpus", type=Path, help="a JSON-lines corpus (default: make N papers)")
+    ap.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
+    ap.add_argument("--db", help="PostgreSQL URL (emptied first); SQLite: a temporary file")
+    ap.add_argument("--queries", type=int, default=300)
+    ap.add_argument("--keep", type=Path, help="SQLite: keep the database at this path")
+    ap.add_argument("--json", type=Path, help="also write the figures here")
+    args = ap.parse_args()
+    if args.backend == "postgres" and not args.db:
+        ap.error("--backend postgres needs --db postgresql://…")
+
+    with tempfile.TemporaryDirectory(prefix="paperradar-scale-") as tmp:
+        corpus = args.corpus
+        if corpus is None:
+            corpus = Path(tmp) / "corpus.jsonl"
+            subprocess.run(
+                [
+                    sys.executable,
+                    str(Path(__file__).with_name("make_corpus.py")),
+                    str(args.n),
+                    "-o",
+                    str(corpus),
+                ],
+                check=True,
+            )
+        sqlite_path: Path | None = None
+        if args.backend == "sqlite":
+            sqlite_path = args.keep or Path(tmp) / "scale.db"
+            url = f"sqlite:///{sqlite_path}"
+        else:
+            url = args.db
+            empty_postgres(url)
+        eng = make_engine(url)
+        rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        t = time.perf_counter()
+        report = eng.ingest_jsonl(corpus)
+        ingest_s = time.perf_counter() - t
+        rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        if args.backend == "postgres":
+            with eng.storage.engine.begin() as conn:  # type: ignore[attr-defined]
+                conn.execute(sa.text("ANALYZE"))
+        rng = random.Random(1)
+        figures: dict[str, Any] = {
+            "machine": machine(),
+            "backend": args.backend,
+            "papers": eng.stats()["papers"],
+            "ingest_s": round(ingest_s, 1),
+            "ingest_papers_per_s": round(report.new / ingest_s),
+            "client_peak_rss_mib": round(rss1 / 1024),
+            "client_rss_before_ingest_mib": round(rss0 / 1024),
+            "size": database_size(eng, sqlite_path),
+            "keyword": measure_search(eng, "keyword", args.queries, rng),
+            "listing": measure_listing(eng, max(50, args.queries // 3), rng),
+        }
+        model = eng.settings.embed_model
+        if eng.storage.count_embeddings(model) > 0:
+            figures["hybrid"] = measure_search(eng, "hybrid", args.queries, rng)
+        else:
+            figures["hybrid"] = f"n/a: no vectors of model {model!r} (build them with Engine.embed)"
+        if args.backend == "postgres":
+            figures["server_memory"] = server_memory()
+        eng.close()
+
+    print(f"machine: {figures['machine']}")
+    print(f"backend: {args.backend}, {figures['papers']:,} papers")
+    rows = [
+        ("ingest", f"{figures['ingest_s']} s = {figures['ingest_papers_per_s']:,} papers/s"),
+        ("client peak RSS", f"{figures['client_peak_rss_mib']} MiB"),
+        ("database size", ", ".join(f"{k} {v}" for k, v in figures["size"].items())),
+        ("keyword search", _pct(figures["keyword"])),
+    ]
+    rows += [(f"listing {k}", _pct(v)) for k, v in figures["listing"].items()]
+    hybrid = figures["hybrid"]
+    rows.append(("hybrid search", _pct(hybrid) if isinstance(hybrid, dict) else hybrid))
+    if "server_memory" in figures:
+        rows.append(("server memory", figures["server_memory"]))
+    width = max(len(r[0]) for r in rows)
+    for k, v in rows:
+        print(f"{k:>{width}}: {v}")
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+
+
+def _pct(p: dict[str, float]) -> str:
+    return f"p50 {p['p50']} ms, p95 {p['p95']} ms, p99 {p['p99']} ms"
+
+
+if __name__ == "__main__":
+    main()
