@@ -145,8 +145,10 @@ def main() -> None:
             pos += tl[i]
             abstract = " ".join(words[pos : pos + al[i]]).capitalize() + "."
             pos += al[i]
-            # Unique ids: 100,000 papers a month, in order; the date falls inside that month.
-            month = start + timedelta(days=30 * (n // 100000))
+            # Unique ids: 100,000 papers a calendar month, in order; the date falls inside that
+            # month. (Stepping 30 days could land twice in one month: 1M papers had 800k ids.)
+            year, month0 = divmod(start.month - 1 + n // 100000, 12)
+            month = start.replace(year=start.year + year, month=month0 + 1, day=1)
             day = month + timedelta(days=int(days[i]) % 28)
             aid = f"{month:%y%m}.{n % 100000:05d}"
             lines.append(
