@@ -286,7 +286,7 @@ class VectorIndex:
         filtered = flt is not None and not flt.is_empty()
         if self._ann is None:
             return self._exact(query, flt if filtered else None, k)
-        want = max(k * RERANK, 40)
+        want = k + max((RERANK - 1) * min(k, 20), 30)  # 4k for small k, k + 60 for deep lists
         while True:
             found = self._ann.search(query, min(want, self._count))
             keys = np.asarray(found.keys, dtype=np.int64).reshape(-1)
