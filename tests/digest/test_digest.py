@@ -241,3 +241,17 @@ def test_non_ascii_survives_the_wire(make_eng: EngineFactory, mail: MailServer) 
     text = msg.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     html = msg.get_body(("html",)).get_content()  # type: ignore[union-attr]
     assert " ".join(title.split()) in text and "Schrödinger bridges für" in html
+
+
+def test_followed_papers_bring_similar_ones_not_themselves(
+    make_eng: EngineFactory, mail: MailServer
+) -> None:
+    eng = _engine(make_eng)
+    subscribe_confirmed(eng, mail, "fol@example.org", follow=["2606.00001"], max_items=5)
+    assert eng.run_digests(at=AT).sent == 1
+    row = eng.storage.ledger(eng.subscriptions()[0].id)[0]
+    ids = [i["id"] for i in row["items"]]
+    assert ids and "2606.00001" not in ids
+    assert any("like papers you follow" in " ".join(i["reasons"]) for i in row["items"])
+    picked = eng.storage.get_papers(ids)
+    assert sum(p.categories == ["cs.CL"] for p in picked) >= len(picked) // 2
