@@ -241,3 +241,73 @@ def test_non_ascii_survives_the_wire(make_eng: EngineFactory, mail: MailServer) 
     text = msg.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     html = msg.get_body(("html",)).get_content()  # type: ignore[union-attr]
     assert " ".join(title.split()) in text and "Schrödinger bridges für" in html
+
+
+def test_followed_papers_bring_similar_ones_not_themselves(
+    make_eng: EngineFactory, mail: MailServer
+) -> None:
+    eng = _engine(make_eng)
+    subscribe_confirmed(eng, mail, "fol@example.org", follow=["2606.00001"], max_items=5)
+    assert eng.run_digests(at=AT).sent == 1
+    row = eng.storage.ledger(eng.subscriptions()[0].id)[0]
+    ids = [i["id"] for i in row["items"]]
+    assert ids and "2606.00001" not in ids
+    assert any("like papers you follow" in " ".join(i["reasons"]) for i in row["items"])
+    picked = eng.storage.get_papers(ids)
+    assert sum(p.categories == ["cs.CL"] for p in picked) >= len(picked) // 2
+
+
+def test_bibtex_library_becomes_a_profile(make_eng: EngineFactory, mail: MailServer) -> None:
+    eng = _engine(make_eng)
+    bib = b"""@article{lm0,
+  title = {Retrieval augmented language model 0 for question answering},
+  author = {Hopper, Grace},
+  eprint = {2606.00001},
+  archivePrefix = {arXiv},
+  year = {2026}
+}
+@misc{broken, title = }
+"""
+    eng.subscribe("bib@example.org", bibtex=bib)
+    sub = eng.storage.subscription_by_email("bib@example.org")
+    assert sub is not None and sub.interests.follow == ["2606.00001"]
+    with pytest.raises(PaperradarError, match="BibTeX"):
+        eng.subscribe("nobib@example.org", bibtex=b"not bibtex at all")
+
+
+def test_enough_ratings_train_a_linear_model_on_embeddings(
+    make_eng: EngineFactory, mail: MailServer
+) -> None:
+    import numpy as np
+
+    eng = _engine(make_eng)
+    topic_axis = {"cs.CL": 0, "cs.CV": 1, "cs.LG": 2, "q-bio.NC": 3}
+    rng = np.random.default_rng(3)
+
+    def embed(papers: list[Paper]) -> None:
+        pks = eng.storage.pks_for_ids([p.id for p in papers])
+        rows = []
+        for p in papers:
+            v = rng.normal(0, 0.05, 8).astype("<f4")
+            v[topic_axis[p.categories[0]]] += 1.0
+            rows.append((pks[p.id], "h", v.tobytes()))
+        eng.storage.write_embeddings("default", rows)
+
+    embed(corpus(AT))
+    subscribe_confirmed(eng, mail, "ml@example.org", authors=["Grace Hopper"], max_items=6)
+    sub = eng.subscriptions()[0]
+    for i in range(1, 4):  # likes cs.CL (ids 1-8), dislikes cs.CV (ids 9-16)
+        eng.storage.set_feedback(sub.id, f"2606.{i:05d}", 1, AT)
+        eng.storage.set_feedback(sub.id, f"2606.{i + 8:05d}", -1, AT)
+    tomorrow = AT + timedelta(days=1)
+    fresh = next_day(tomorrow)
+    eng.storage.write_papers(fresh)
+    embed(fresh)
+    assert eng.run_digests(at=tomorrow).sent == 1
+    items = eng.storage.ledger(sub.id)[0]["items"]
+    top = eng.storage.get_papers([i["id"] for i in items[:3]])
+    assert all(p.categories == ["cs.CL"] for p in top)
+    assert "fits your ratings" in items[0]["reasons"]
+    assert not any(
+        p.categories == ["cs.CV"] for p in eng.storage.get_papers([i["id"] for i in items])
+    )

@@ -268,7 +268,8 @@ class Composer:
             return []
         it = sub.interests
         eligible = (pool.first_seen >= since.timestamp()) | pool.is_trending
-        for pid in [*sent, *(p for p, v in ratings.items() if v != 0)]:
+        # Never a paper already sent, already rated, or one the subscriber follows.
+        for pid in [*sent, *(p for p, v in ratings.items() if v != 0), *it.follow]:
             i = pool.index.get(pid)
             if i is not None:
                 eligible[i] = False
