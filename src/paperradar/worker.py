@@ -407,7 +407,7 @@ class Worker:
         while not self.stop.is_set():
             try:
                 busy = self.run_once()
-            except PaperradarError as exc:  # the database went away: wait and retry
+            except Exception as exc:  # the database went away: wait and retry
                 if once:
                     raise
                 log.error("worker %s: %s; retrying in %.0f s", self.id, exc, self.poll_s)
