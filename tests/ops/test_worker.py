@@ -96,7 +96,8 @@ def test_workers_share_jobs_and_lose_none_when_one_is_killed(
             **QUIET,
         )
         workers = [
-            spawn(["worker", "--id", f"w{k}"], env, tmp_path / f"w{k}.log") for k in range(3)
+            spawn(["worker", "--id", f"w{k}", "--kinds", "harvest"], env, tmp_path / f"w{k}.log")
+            for k in range(3)
         ]
 
         def w0_holds_a_job() -> bool:

@@ -61,7 +61,7 @@ def parse_xml(data: bytes, *, source: str, location: str) -> Element:
             source=source,
             location=location,
         ) from exc
-    except (ValueError, UnicodeError, LookupError) as exc:  # LookupError: unknown encoding="…"
+    except (ValueError, UnicodeError) as exc:
         raise SourceError(f"undecodable XML: {exc}", source=source, location=location) from exc
     except LookupError as exc:  # <?xml encoding="no-such-codec"?>
         raise SourceError(

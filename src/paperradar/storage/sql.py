@@ -422,7 +422,8 @@ class SqlStorage:
     ) -> list[tuple[Paper, Cursor]]:
         c = papers.c
         if sort == "upvotes":
-            key: sa.ColumnElement[Any] = sa.func.coalesce(c.upvotes, 0)
+            # a literal 0 (not a bound parameter) so the expression index of migration 0005 matches
+            key: sa.ColumnElement[Any] = sa.func.coalesce(c.upvotes, sa.literal_column("0"))
         elif sort == "first_seen":
             key = c.first_seen
         else:
