@@ -227,9 +227,9 @@ def test_bench_ir_json_shape_and_modes(tmp_path: Path) -> None:
 
 def test_demo_without_serving_ingests_the_bundled_corpus_once(tmp_path: Path) -> None:
     db = tmp_path / "demo.db"
-    code, out, _ = run(db, "demo", "--no-serve")
+    code, out, _ = run(db, "demo", "--no-serve", "--no-embed")
     assert code == 0 and "397 new" in out
-    code, out, _ = run(db, "demo", "--no-serve")
+    code, out, _ = run(db, "demo", "--no-serve", "--no-embed")
     assert code == 0 and "0 new" in out and _papers(db) == 397
 
 
@@ -238,7 +238,7 @@ def test_demo_default_database_lives_in_the_data_dir(tmp_path: Path) -> None:
     env.pop("PAPERRADAR_DATABASE_URL", None)
     child = pexpect.spawn(
         sys.executable,
-        ["-m", "paperradar", "demo", "--port", "0", "--no-serve"],
+        ["-m", "paperradar", "demo", "--port", "0", "--no-serve", "--no-embed"],
         env=env,
         timeout=60,
         encoding="utf-8",
@@ -331,9 +331,13 @@ def test_demo_creates_ingests_and_serves_the_printed_url(tmp_path: Path) -> None
         assert home is not None and api is not None
         assert home.status_code == 200 and home.text.count('class="card"') >= 10
         assert api.json()["papers"] == 397
+        # the demo embeds its corpus, so the page's search box searches by meaning too
+        assert api.json()["embeddings"] == 397
+        found = httpx.get(url + "/api/v1/search", params={"q": "making language models smaller"})
+        assert found.status_code == 200 and found.json()["mode"] == "hybrid"
         # a second demo on the same port says why it cannot start, in one line
         again = subprocess.run(
-            [sys.executable, "-m", "paperradar", "demo", "--port", str(port)],
+            [sys.executable, "-m", "paperradar", "demo", "--port", str(port), "--no-embed"],
             env=env,
             capture_output=True,
             text=True,

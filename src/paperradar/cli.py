@@ -760,17 +760,32 @@ def demo(
     no_serve: Annotated[
         bool, typer.Option("--no-serve", help="Only ingest, do not serve.")
     ] = False,
+    no_embed: Annotated[
+        bool,
+        typer.Option("--no-embed", help="Skip embedding (search is keyword-only until `embed`)."),
+    ] = False,
 ) -> None:
-    """Create the database, ingest the bundled demo corpus, and serve the web UI."""
+    """Create the database, ingest the bundled demo corpus, embed it, and serve the web UI."""
     if not no_serve:
         settings = load_settings()
         _check_port_free(host or settings.host, port or settings.port)
-    with engine() as eng, _progress("demo corpus") as cb:
-        report = eng.ingest_demo(on_batch=cb)
+    with engine() as eng:
+        with _progress("demo corpus") as cb:
+            report = eng.ingest_demo(on_batch=cb)
         total = eng.stats()["papers"]
         out.print(
             f"demo corpus: {report.new:,} new, {report.unchanged + report.updated:,} known; {total:,} papers in {eng.storage.url}"
         )
+        if not no_embed:
+            with _bar("embedding", "papers") as bar:
+                embedded = eng.embed(progress=bar)
+            if embedded.error:
+                err.print(f"warning: search stays keyword-only: {embedded.error}")
+            else:
+                out.print(
+                    f"embeddings: {embedded.total_vectors:,} of {total:,} papers "
+                    f"({embedded.embedded:,} new, {embedded.model}): semantic and hybrid search on"
+                )
     if not no_serve:
         _serve(host, port)
 
