@@ -118,3 +118,19 @@ def test_linear_blend_with_one_list_keeps_its_order(a: list[int], w: float) -> N
     assert [pk for pk, _ in fused] == a
     blend = make_fuse(f"linear:{w}")([a, list(reversed(a))], [scores, scores])
     assert sorted(pk for pk, _ in blend) == sorted(a)
+
+
+def test_a_serving_index_picks_up_vectors_another_process_wrote(tmp_path: Path) -> None:
+    storage, _ = store_with_vectors(tmp_path, n=20)
+    index = VectorIndex(storage, "toy", DIM)  # type: ignore[arg-type]
+    assert len(index) == 20
+    from paperradar.engine import make_engine
+
+    other = make_engine(storage.url)  # type: ignore[attr-defined]
+    add(other, paper(["2402.99999"], "A late paper"))
+    pk = other.storage.pks_for_ids(["2402.99999"])["2402.99999"]
+    late = normalize_rows(np.ones((1, DIM)))[0]
+    other.storage.write_embeddings("toy", [(pk, "h", late.astype("<f4").tobytes())])
+    other.close()
+    index.refresh(force=True)
+    assert len(index) == 21 and index.search(late, None, 1)[0][0] == pk

@@ -346,9 +346,4 @@ def _decode(batch: list[tuple[int, bytes]], dim: int) -> tuple[npt.NDArray[np.in
 
 def _embeddings_after(storage: Storage, model: str, after_pk: int) -> list[list[tuple[int, bytes]]]:
     """Stored vectors with a pk above ``after_pk`` (new papers since the index was built)."""
-    out: list[list[tuple[int, bytes]]] = []
-    for batch in storage.iter_embeddings(model, batch_size=20000):
-        tail = [(pk, v) for pk, v in batch if pk > after_pk]
-        if tail:
-            out.append(tail)
-    return out
+    return list(storage.iter_embeddings(model, batch_size=20000, after=after_pk))

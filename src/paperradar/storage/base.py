@@ -276,8 +276,10 @@ class Storage(Protocol):
     def write_embeddings(self, model: str, rows: Sequence[tuple[int, str, bytes]]) -> None: ...
 
     def iter_embeddings(
-        self, model: str, batch_size: int = 10000
-    ) -> Iterator[list[tuple[int, bytes]]]: ...
+        self, model: str, batch_size: int = 10000, *, after: int = 0
+    ) -> Iterator[list[tuple[int, bytes]]]:
+        """Stored vectors of ``model`` with a pk above ``after``, in pk order, in batches."""
+        ...
 
     def embeddings_for(self, model: str, pks: Sequence[int]) -> dict[int, bytes]:
         """The stored ``model`` vectors (float32 bytes) of those ``pks`` that have one."""

@@ -640,9 +640,9 @@ class SqlStorage:
             )
 
     def iter_embeddings(
-        self, model: str, batch_size: int = 10000
+        self, model: str, batch_size: int = 10000, *, after: int = 0
     ) -> Iterator[list[tuple[int, bytes]]]:
-        last = 0
+        last = after
         while True:
             q = (
                 sa.select(embeddings.c.paper_pk, embeddings.c.vector)
