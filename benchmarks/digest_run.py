@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import random
 import resource
 import shutil
@@ -27,6 +25,8 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+
+from host import describe_host
 
 from paperradar.engine import Engine, make_engine
 from paperradar.storage.base import Interests, Subscription
@@ -52,18 +52,6 @@ c.stop()
 """
 
 CATEGORIES = ["cs.LG", "cs.CL", "cs.CV", "cs.AI", "stat.ML", "math.OC", "cs.RO", "cs.IR"]
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
 def free_port() -> int:
@@ -206,9 +194,9 @@ def main() -> None:
         if args.keep is None:
             shutil.rmtree(folder, ignore_errors=True)
     if args.json:
-        print(json.dumps({"machine": machine(), "rows": rows}, indent=2))
+        print(json.dumps({"machine": describe_host(), "rows": rows}, indent=2))
         return
-    print(f"machine: {machine()}")
+    print(f"machine: {describe_host()}")
     print(
         f"{'papers':>8} {'subscribers':>11} {'sent':>7} {'fail':>5} {'run s':>7} {'mails/s':>8}"
         f" {'runner cpu s':>12} {'smtpd cpu s':>11}"

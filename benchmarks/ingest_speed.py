@@ -8,8 +8,6 @@ search latency at that size.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import random
 import resource
 import subprocess
@@ -18,36 +16,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from host import KEYWORD_QUERIES, describe_host
+
 from paperradar.engine import make_engine
 
-QUERIES = [
-    "graph neural network",
-    "diffusion models",
-    "protein folding",
-    "reinforcement learning policy",
-    "bayesian inference",
-    "language model alignment",
-    "cancer cells",
-    "optimal transport",
-    "quantum error correction",
-    "contrastive learning images",
-    "attention mechanism",
-    "gene expression",
-    "stochastic gradient descent convergence",
-    "robot navigation",
-]
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
+QUERIES = KEYWORD_QUERIES
 
 
 def main() -> None:
@@ -88,7 +61,7 @@ def main() -> None:
             lat.append((time.perf_counter() - s) * 1000)
         lat.sort()
         eng.close()
-    print(f"machine: {machine()}")
+    print(f"machine: {describe_host()}")
     print(f"{'papers':>22}: {report.new:,}")
     print(
         f"{'ingest':>22}: {took:.1f} s = {report.new / took:,.0f} papers/s (JSONL -> SQLite + FTS5)"

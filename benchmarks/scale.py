@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import random
 import resource
 import statistics
@@ -29,25 +27,13 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from host import KEYWORD_QUERIES, describe_host
 
 from paperradar.engine import Engine, make_engine
 from paperradar.storage import PaperFilter
 
 QUERIES = [
-    "graph neural network",
-    "diffusion models",
-    "protein folding",
-    "reinforcement learning policy",
-    "bayesian inference",
-    "language model alignment",
-    "cancer cells",
-    "optimal transport",
-    "quantum error correction",
-    "contrastive learning images",
-    "attention mechanism",
-    "gene expression",
-    "stochastic gradient descent convergence",
-    "robot navigation",
+    *KEYWORD_QUERIES,
     '"neural network"',
     "transformer -survey",
     "cat:cs.LG diffusion",
@@ -56,24 +42,6 @@ QUERIES = [
     "sparse",
 ]
 CATEGORIES = ["cs.LG", "cs.CV", "stat.ML", "quant-ph", "cs"]
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = ""
-    try:
-        kb = int(Path("/proc/meminfo").read_text().split()[1])
-        mem = f", {kb / 2**20:.0f} GiB RAM"
-    except (OSError, ValueError, IndexError):
-        pass
-    return f"{cpu}, {os.cpu_count()} cores{mem}, Python {platform.python_version()}"
 
 
 def percentiles(ms: list[float]) -> dict[str, float]:
@@ -202,7 +170,7 @@ def main() -> None:
                 conn.execute(sa.text("ANALYZE"))
         rng = random.Random(1)
         figures: dict[str, Any] = {
-            "machine": machine(),
+            "machine": describe_host(),
             "backend": args.backend,
             "papers": eng.stats()["papers"],
             "ingest_s": round(ingest_s, 1),
