@@ -26,7 +26,7 @@ def main() -> None:
     ap.add_argument("folder", type=Path)
     ap.add_argument("--docs", type=int, default=512)
     ap.add_argument("--models", default="minilm-q8,minilm-onnx,minilm-fp32")
-    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--batch", type=int, default=8, help="texts per model call (engine default)")
     args = ap.parse_args()
     docs = []
     with (args.folder / "corpus.jsonl").open() as fh:

@@ -252,7 +252,7 @@ class Engine:
             try:
                 self._embedder = load_embedder(
                     self.settings.embed_model,
-                    batch_size=self.settings.embed_batch_size,
+                    batch_size=self.settings.embed_model_batch,
                     cache_dir=self.settings.data_dir / "models",
                 )
             except FeatureUnavailable as exc:

@@ -247,3 +247,20 @@ def test_bench_ir_semantic_and_hybrid_modes(
 
     hybrid = bench_ir(folder, mode="hybrid", settings=load_settings(data_dir=models_dir))
     assert hybrid["mode"] == "hybrid" and hybrid["recall@100"] == 1.0
+
+
+def test_model_calls_and_stored_batches_are_sized_separately(
+    tmp_path: Path, models_dir: Path
+) -> None:
+    e = engine_at(tmp_path, models_dir, embed_batch_size=5, embed_model_batch=3)
+    try:
+        add(e, *corpus())
+        model = e.embedder()
+        assert model is not None and getattr(model, "batch_size", None) == 3
+        seen: list[int] = []
+        report = e.embed(limit=7, progress=lambda done, total: seen.append(done))
+        # stored in transactions of 5 papers (5, then the 2 left of the limit), whatever the
+        # model's own batch
+        assert report.embedded == 7 and seen == [0, 5, 7]
+    finally:
+        e.close()
