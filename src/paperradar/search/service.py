@@ -18,7 +18,8 @@ from paperradar.errors import InvalidId, InvalidQuery
 from paperradar.model import Paper, parse_paper_id, title_key
 from paperradar.querylang import Query, parse_query
 from paperradar.storage import Cursor, PaperFilter, Storage
-from paperradar.storage.fts import CompiledQuery, compile_query
+from paperradar.storage.base import KeywordHit
+from paperradar.storage.fts import STOP_WORDS, CompiledQuery, compile_query
 
 __all__ = [
     "Hit",
@@ -35,6 +36,7 @@ MODES: tuple[Mode, ...] = ("keyword", "semantic", "hybrid")
 FUSION_DEPTH = 100  # candidates taken from each retriever before fusion
 MAX_FUSED = 1000
 MAX_PLAIN_TERMS = 64
+CONJUNCTIVE_MAX_TERMS = 4  # queries of 2..4 words rank the papers with every word (keyword_hits)
 
 # (query text, filter, k) -> [(pk, similarity)], best first; None when no vectors are available.
 VectorSearch = Callable[[str, PaperFilter, int], list[tuple[int, float]]]
@@ -177,11 +179,38 @@ def _listing(
     )
 
 
+def _is_short(query: Query) -> bool:
+    words = {t.casefold() for t in query.terms} - STOP_WORDS
+    return 2 <= len(words) <= CONJUNCTIVE_MAX_TERMS
+
+
+def keyword_hits(
+    storage: Storage,
+    query: Query,
+    flt: PaperFilter,
+    *,
+    limit: int,
+    after: Cursor | None = None,
+) -> list[KeywordHit]:
+    """BM25 hits, best first. A short query (two to four words) ranks only the papers that
+    contain every word whenever there are more of them than asked for: BM25 over the OR of the
+    words would score every paper with any of them (most of a large corpus for common words),
+    and the papers with all the words are the ones a reader means. With fewer, the OR ranking.
+    The choice depends on the query alone, so every page of a search makes the same one."""
+    if _is_short(query):
+        every = storage.keyword_search(query, flt, limit=limit, require_all=True)
+        if len(every) >= limit:
+            if after is None:
+                return every
+            return storage.keyword_search(query, flt, limit=limit, after=after, require_all=True)
+    return storage.keyword_search(query, flt, limit=limit, after=after)
+
+
 def _keyword(
     storage: Storage, query: Query, flt: PaperFilter, limit: int, cursor: str | None
 ) -> SearchResult:
     after = Cursor.decode(cursor) if cursor else None
-    hits = storage.keyword_search(query, flt, limit=limit + 1, after=after)
+    hits = keyword_hits(storage, query, flt, limit=limit + 1, after=after)
     more = len(hits) > limit
     hits = hits[:limit]
     papers = storage.papers_by_pk([h.pk for h in hits])
@@ -224,7 +253,7 @@ def _fused(
         fused = vec
         kw_pks: set[int] = set()
     else:
-        kw = storage.keyword_search(query, flt, limit=depth)
+        kw = keyword_hits(storage, query, flt, limit=depth)
         kw_pks = {h.pk for h in kw}
         fused = (fuse or rrf)(
             [[h.pk for h in kw], vec_pks], [[h.score for h in kw], [s for _, s in vec]]
