@@ -26,7 +26,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from host import describe_host
+from host import describe_host, make_corpus_file
 
 from paperradar.engine import Engine, make_engine
 from paperradar.storage.base import Interests, Subscription
@@ -64,10 +64,7 @@ def make_db(papers: int, folder: Path) -> Path:
     corpus = folder / f"corpus-{papers}.jsonl"
     db = folder / f"papers-{papers}.db"
     if not db.exists():
-        subprocess.run(
-            [sys.executable, str(HERE / "make_corpus.py"), str(papers), "-o", str(corpus)],
-            check=True,
-        )
+        make_corpus_file(papers, corpus)
         started = time.perf_counter()
         eng = make_engine(str(db), search_mode="keyword")
         eng.ingest_jsonl(corpus)

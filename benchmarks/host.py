@@ -1,11 +1,13 @@
 """What the benchmarks share: a one-line description of the machine they ran on (CPU model,
-cores, memory, Python, load average — the figures mean little without it) and the keyword query
-workload of the scale benchmarks."""
+cores, memory, Python, load average — the figures mean little without it), the keyword query
+workload of the scale benchmarks, and the synthetic corpus file they ingest."""
 
 from __future__ import annotations
 
 import os
 import platform
+import subprocess
+import sys
 from pathlib import Path
 
 KEYWORD_QUERIES = [
@@ -43,3 +45,11 @@ def describe_host() -> str:
         pass
     load = ", load average {:.1f} {:.1f} {:.1f}".format(*os.getloadavg())
     return f"{cpu}, {os.cpu_count()} cores{mem}, Python {platform.python_version()}{load}"
+
+
+def make_corpus_file(n: int, path: Path) -> Path:
+    """``path``: a synthetic corpus of ``n`` papers by ``make_corpus.py`` (made once)."""
+    if not path.exists():
+        script = Path(__file__).with_name("make_corpus.py")
+        subprocess.run([sys.executable, str(script), str(n), "-o", str(path)], check=True)
+    return path

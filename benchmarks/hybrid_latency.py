@@ -16,12 +16,11 @@ import argparse
 import os
 import platform
 import random
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from host import make_corpus_file
 
 from paperradar.engine import make_engine
 
@@ -39,11 +38,7 @@ def build(n: int, work: Path) -> Path:
     if db.exists():
         return db
     corpus = work / f"corpus-{n}.jsonl"
-    here = Path(__file__).resolve().parent
-    if not corpus.exists():
-        subprocess.run(
-            [sys.executable, str(here / "make_corpus.py"), str(n), "-o", str(corpus)], check=True
-        )
+    make_corpus_file(n, corpus)
     tmp = work / "building.db"
     for f in work.glob("building.db*"):
         f.unlink()

@@ -10,13 +10,11 @@ from __future__ import annotations
 import argparse
 import random
 import resource
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from host import KEYWORD_QUERIES, describe_host
+from host import KEYWORD_QUERIES, describe_host, make_corpus_file
 
 from paperradar.engine import make_engine
 
@@ -34,17 +32,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         corpus = args.corpus
         if corpus is None:
-            corpus = Path(tmp) / "corpus.jsonl"
-            subprocess.run(
-                [
-                    sys.executable,
-                    str(Path(__file__).with_name("make_corpus.py")),
-                    str(args.n),
-                    "-o",
-                    str(corpus),
-                ],
-                check=True,
-            )
+            corpus = make_corpus_file(args.n, Path(tmp) / "corpus.jsonl")
         eng = make_engine(f"sqlite:///{tmp}/bench.db")
         rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         t = time.perf_counter()

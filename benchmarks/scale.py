@@ -18,8 +18,6 @@ import json
 import random
 import resource
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -27,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from host import KEYWORD_QUERIES, describe_host
+from host import KEYWORD_QUERIES, describe_host, make_corpus_file
 
 from paperradar.engine import Engine, make_engine
 from paperradar.storage import PaperFilter
@@ -141,17 +139,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="paperradar-scale-") as tmp:
         corpus = args.corpus
         if corpus is None:
-            corpus = Path(tmp) / "corpus.jsonl"
-            subprocess.run(
-                [
-                    sys.executable,
-                    str(Path(__file__).with_name("make_corpus.py")),
-                    str(args.n),
-                    "-o",
-                    str(corpus),
-                ],
-                check=True,
-            )
+            corpus = make_corpus_file(args.n, Path(tmp) / "corpus.jsonl")
         sqlite_path: Path | None = None
         if args.backend == "sqlite":
             sqlite_path = args.keep or Path(tmp) / "scale.db"

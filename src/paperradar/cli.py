@@ -121,19 +121,25 @@ def _print_json(obj: Any) -> None:
 
 
 @contextmanager
-def _progress(label: str) -> Iterator[Any]:
-    """A live counter of ingested records on a terminal; silent otherwise."""
+def _live(*columns: Any) -> Iterator[Progress | None]:
+    """A transient display on stderr (the task's label, then ``columns``) when it is a terminal;
+    None otherwise, so that scripts and pipes get no progress output."""
     if not err.is_terminal:
         yield None
         return
     with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed:,} records"),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
+        TextColumn("[bold]{task.description}"), *columns, console=err, transient=True
     ) as bar:
+        yield bar
+
+
+@contextmanager
+def _progress(label: str) -> Iterator[Any]:
+    """A live counter of ingested records on a terminal; silent otherwise."""
+    with _live(BarColumn(), TextColumn("{task.completed:,} records"), TimeElapsedColumn()) as bar:
+        if bar is None:
+            yield None
+            return
         task = bar.add_task(label, total=None)
 
         def on_batch(batch: Batch, part: IngestReport) -> None:
@@ -146,19 +152,16 @@ def _progress(label: str) -> Iterator[Any]:
 def _file_progress(label: str, size: int) -> Iterator[tuple[Any, Any]]:
     """A real bar over a big file's bytes (speed, time left, records so far) on a terminal;
     yields ``(on_batch, on_bytes)``, both None when stderr is not a terminal."""
-    if not err.is_terminal:
-        yield None, None
-        return
-    with Progress(
-        TextColumn("[bold]{task.description}"),
+    with _live(
         BarColumn(),
         DownloadColumn(),
         TransferSpeedColumn(),
         TextColumn("{task.fields[records]:,} records"),
         TimeRemainingColumn(),
-        console=err,
-        transient=True,
     ) as bar:
+        if bar is None:
+            yield None, None
+            return
         task = bar.add_task(label, total=max(size, 1), records=0)
         records = 0
 
@@ -732,17 +735,12 @@ def migrate_data(
 @contextmanager
 def _stages() -> Iterator[Any]:
     """A progress bar per stage (stage, done, total) on a terminal; silent otherwise."""
-    if not err.is_terminal:
-        yield None
-        return
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed:,}/{task.total:,}"),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
+    with _live(
+        BarColumn(), TextColumn("{task.completed:,}/{task.total:,}"), TimeElapsedColumn()
     ) as bar:
+        if bar is None:
+            yield None
+            return
         tasks: dict[str, Any] = {}
 
         def tick(stage: str, done: int, total: int) -> None:
@@ -819,18 +817,15 @@ def bench_ir_cmd(
 @contextmanager
 def _bar(label: str, unit: str) -> Iterator[Any]:
     """A progress bar with ETA on a terminal (``callback(done, total)``); silent otherwise."""
-    if not err.is_terminal:
-        yield None
-        return
-    with Progress(
-        TextColumn("[bold]{task.description}"),
+    with _live(
         BarColumn(),
         TextColumn("{task.completed:,}/{task.total:,} " + unit),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
-        console=err,
-        transient=True,
     ) as bar:
+        if bar is None:
+            yield None
+            return
         task = bar.add_task(label, total=None)
 
         def update(done: int, total: int) -> None:
