@@ -24,7 +24,7 @@ import orjson
 
 from paperradar.errors import InvalidId, SourceError
 from paperradar.model import Author, Paper, ParseProblem, Version, canonical_id, normalize_text
-from paperradar.sources import Batch, Record
+from paperradar.sources import Batch, Record, prefetched
 from paperradar.sources.arxiv_authors import split_arxiv_authors
 from paperradar.sources.timestamps import parse_rfc2822_utc
 
@@ -238,7 +238,18 @@ def snapshot_batches(
     progress: Callable[[int], None] | None = None,
     location: str | None = None,
 ) -> Iterator[Batch]:
-    """Batches of up to ``batch_size`` lines, each with checkpoint ``{"line": lines_done}``."""
+    """Batches of up to ``batch_size`` lines, each with checkpoint ``{"line": lines_done}``,
+    parsed on a thread of their own while the caller stores the previous ones."""
+    return prefetched(_batches(source, batch_size, checkpoint, progress, location))
+
+
+def _batches(
+    source: str | Path | IO[bytes] | bytes,
+    batch_size: int,
+    checkpoint: Mapping[str, Any] | None,
+    progress: Callable[[int], None] | None,
+    location: str | None,
+) -> Iterator[Batch]:
     done = int((checkpoint or {}).get("line", 0))
     chunk: list[Record] = []
     lineno = done

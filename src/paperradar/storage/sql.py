@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
@@ -184,13 +185,56 @@ def mapping_to_paper(m: Any, versions: list[Version] | None = None) -> Paper:
 
 _INSERT_SQL: dict[tuple[str, int, int], str] = {}
 
+# Every statement of the bulk path is one step for many rows: the driver releases the GIL for
+# each step, so a parse thread running beside the writer (sources.prefetched) would make a
+# per-row executemany or fetchall wait for the GIL once per row. Reads come back as one JSON
+# document (json_group_array), updates go in as UPDATE … FROM (VALUES …).
+
+
+def _json_list(values: Sequence[Any]) -> str:
+    return orjson.dumps(list(values)).decode()
+
+
+def _json_rows(
+    db: sqlite3.Connection, columns: Sequence[str], source: str, values: Sequence[Any]
+) -> list[list[Any]]:
+    """``SELECT columns FROM source`` (one ``?`` in source: ``values`` as a JSON list), fetched
+    in one step as a JSON array of arrays."""
+    (doc,) = db.execute(
+        f"SELECT json_group_array(json_array({', '.join(columns)})) FROM {source}",
+        (_json_list(values),),
+    ).fetchone()
+    rows: list[list[Any]] = orjson.loads(doc)
+    return rows
+
+
+def _per_statement(db: sqlite3.Connection, width: int) -> int:
+    return max(1, db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width)
+
+
+def _update_many(
+    db: sqlite3.Connection, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> None:
+    """UPDATE papers SET ``columns`` = the row's values WHERE pk = its last value."""
+    width = len(columns) + 1
+    sets = ", ".join(f"{c} = v.column{i}" for i, c in enumerate(columns, 1))
+    one = "(" + ",".join("?" * width) + ")"
+    per = _per_statement(db, width)
+    for start in range(0, len(rows), per):
+        part = rows[start : start + per]
+        db.execute(
+            f"UPDATE papers SET {sets} FROM (VALUES {','.join([one] * len(part))}) AS v "
+            f"WHERE papers.pk = v.column{width}",
+            [v for r in part for v in r],
+        )
+
 
 def _insert_many(
     db: sqlite3.Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
 ) -> None:
     """INSERT ``rows`` in statements of as many rows as SQLite's parameter limit allows."""
     width = len(columns)
-    per = max(1, db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width)
+    per = _per_statement(db, width)
     for start in range(0, len(rows), per):
         part = rows[start : start + per]
         key = (table, width, len(part))
@@ -329,24 +373,25 @@ class SqlStorage:
     ) -> list[Paper]:
         db = self._driver(conn)
         names = ("pk", *ROW_COLUMNS)
-        found: dict[int, tuple[Any, ...]] = {}
+        found: dict[int, list[Any]] = {}
         for col, values in lookups:
-            if not values:
-                continue
-            rows = db.execute(
-                f"SELECT {', '.join(names)} FROM papers "
-                f"WHERE {col} IN (SELECT value FROM json_each(?)) ORDER BY pk",
-                (json.dumps(values),),
-            ).fetchall()
-            for r in rows:
-                found.setdefault(r[0], r)
+            if values:
+                rows = _json_rows(
+                    db, names, f"papers WHERE {col} IN (SELECT value FROM json_each(?))", values
+                )
+                for r in sorted(rows, key=lambda r: r[0]):
+                    found.setdefault(r[0], r)
         if not found:
             return []
         versions: dict[int, list[Version]] = {}
-        for pk, version, date, size in db.execute(
-            "SELECT paper_pk, version, date, size FROM paper_versions "
-            "WHERE paper_pk IN (SELECT value FROM json_each(?)) ORDER BY paper_pk, version",
-            (json.dumps(list(found)),),
+        for pk, version, date, size in sorted(
+            _json_rows(
+                db,
+                ("paper_pk", "version", "date", "size"),
+                "paper_versions WHERE paper_pk IN (SELECT value FROM json_each(?))",
+                list(found),
+            ),
+            key=lambda v: (v[0], v[1]),
         ):
             versions.setdefault(pk, []).append(
                 Version(version, _aware(_from_sqlite_datetime(date)), size)
@@ -363,12 +408,12 @@ class SqlStorage:
         """``_write`` for the upserts, on SQLite, through the driver connection (see above)."""
         db = self._driver(conn)
         ids = [p.id for p in upserts]
-        existing: dict[str, int] = dict(
-            db.execute(
-                "SELECT id, pk FROM papers WHERE id IN (SELECT value FROM json_each(?))",
-                (json.dumps(ids),),
-            ).fetchall()
-        )
+        (found,) = db.execute(
+            "SELECT json_group_object(id, pk) FROM papers "
+            "WHERE id IN (SELECT value FROM json_each(?))",
+            (_json_list(ids),),
+        ).fetchone()
+        existing: dict[str, int] = orjson.loads(found)
         rows = []
         for p in upserts:
             row = list(paper_row(p, now))
@@ -382,11 +427,10 @@ class SqlStorage:
             self._fts_delete(conn, old_pks)
             db.execute(
                 "DELETE FROM paper_versions WHERE paper_pk IN (SELECT value FROM json_each(?))",
-                (json.dumps(old_pks),),
+                (_json_list(old_pks),),
             )
             # every column but id and first_seen: an upsert never moves the first sighting
-            sets = ", ".join(f"{c} = ?" for c in ROW_COLUMNS if c not in ("id", "first_seen"))
-            db.executemany(f"UPDATE papers SET {sets} WHERE pk = ?", old_rows)
+            _update_many(db, [c for c in ROW_COLUMNS if c not in ("id", "first_seen")], old_rows)
         new_rows = [r for r in rows if r[0] not in existing]
         if new_rows:
             # the pks SQLite itself would give (max + 1, in order), so versions need no lookup
