@@ -59,6 +59,13 @@ def _authors(obj: dict[str, Any]) -> list[Author]:
     if isinstance(parsed, list) and parsed:
         out: list[Author] = []
         for entry in parsed:
+            if type(entry) is list and len(entry) == 3:  # the usual [last, first, suffix]
+                last, first, suffix = entry
+                if type(last) is str and type(first) is str and type(suffix) is str:
+                    # empty parts only add spaces, which normalize_text drops
+                    if last or first or suffix:
+                        out.append(Author(normalize_text(f"{first} {last} {suffix}")))
+                    continue
             if not isinstance(entry, list) or not entry:
                 continue
             last = entry[0] if isinstance(entry[0], str) else ""
@@ -75,7 +82,7 @@ def _authors(obj: dict[str, Any]) -> list[Author]:
 
 def parse_snapshot_line(line: bytes, location: str) -> Record | None:
     """One JSON line → a paper, a problem, or None for a blank line."""
-    if not line.strip():
+    if not line or line.isspace():
         return None
     try:
         obj = orjson.loads(line)
