@@ -56,9 +56,25 @@ def records_to_batches(
 # How long a thread may hold the GIL while another waits for it, during a prefetch: the writer
 # gets it back after each SQLite step within this time instead of Python's default 5 ms.
 PREFETCH_SWITCH_INTERVAL_S = 0.0005
+_prefetching = [0, 0.0]  # prefetches running, the switch interval before the first one
+_prefetching_lock = threading.Lock()
 
 
-def prefetched(items: Iterable[T], depth: int = 2) -> Generator[T, None, None]:
+def _short_switch_interval(enter: bool) -> None:
+    """The first prefetch to start shortens the interval, the last to end restores it."""
+    with _prefetching_lock:
+        if enter:
+            if _prefetching[0] == 0:
+                _prefetching[1] = sys.getswitchinterval()
+                sys.setswitchinterval(min(_prefetching[1], PREFETCH_SWITCH_INTERVAL_S))
+            _prefetching[0] += 1
+        else:
+            _prefetching[0] -= 1
+            if _prefetching[0] == 0:
+                sys.setswitchinterval(_prefetching[1])
+
+
+def prefetched(items: Iterable[T], depth: int = 1) -> Generator[T, None, None]:
     """``items``, produced on a thread of their own up to ``depth`` ahead of the consumer.
 
     For a file parse feeding the writer: the parse of the next batch runs while SQLite stores
@@ -93,8 +109,7 @@ def prefetched(items: Iterable[T], depth: int = 2) -> Generator[T, None, None]:
             if close is not None:
                 close()
 
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(min(interval, PREFETCH_SWITCH_INTERVAL_S))
+    _short_switch_interval(True)
     worker = threading.Thread(target=produce, name="paperradar-prefetch", daemon=True)
     worker.start()
     try:
@@ -108,4 +123,4 @@ def prefetched(items: Iterable[T], depth: int = 2) -> Generator[T, None, None]:
     finally:
         stop.set()
         worker.join()
-        sys.setswitchinterval(interval)
+        _short_switch_interval(False)
