@@ -3,8 +3,11 @@ or, with ``--ingest``, ingest it into a fresh SQLite database exactly as
 ``paperradar ingest snapshot`` does (batches + checkpoints + keyword index).
 
     PYTHONPATH=src python benchmarks/snapshot_parse.py [--lines 300000] [--gzip] [--ingest]
+        [--no-keyword-index] [--tmp DIR]
 
-Prints lines/s and peak RSS (which must stay flat as N grows: run two sizes and compare).
+Prints lines/s, process CPU time and peak RSS (which must stay flat as N grows: run two sizes and
+compare). ``--no-keyword-index`` switches the storage's keyword-index hooks off, for the cost of
+everything else.
 """
 
 from __future__ import annotations
@@ -12,14 +15,13 @@ from __future__ import annotations
 import argparse
 import gzip
 import os
-import platform
 import resource
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import orjson
+from host import describe_host
 
 from paperradar.engine import make_engine
 from paperradar.harvest import snapshot_plan
@@ -57,16 +59,24 @@ def main() -> None:
     ap.add_argument(
         "--ingest", action="store_true", help="ingest into SQLite (index included), not just parse"
     )
+    ap.add_argument(
+        "--no-keyword-index", action="store_true", help="with --ingest: keyword-index hooks off"
+    )
+    ap.add_argument("--tmp", type=Path, help="folder for the file and database")
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
         path = Path(tmp) / ("snap.jsonl.gz" if args.gzip else "snap.jsonl")
         build(path, args.lines, args.gzip, args.fixture)
         size = path.stat().st_size
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         t0 = time.perf_counter()
+        cpu = time.process_time()
         papers = problems = 0
         if args.ingest:
             with make_engine(str(Path(tmp) / "snap.db")) as engine:
+                if args.no_keyword_index:
+                    engine.storage._fts_insert = lambda conn, ids: None  # type: ignore[attr-defined]
+                    engine.storage._fts_delete = lambda conn, pks: None  # type: ignore[attr-defined]
                 report = engine.harvest(snapshot_plan(path))
                 papers, problems = engine.stats()["papers"], report.rejected
         else:
@@ -76,11 +86,9 @@ def main() -> None:
                 else:
                     problems += 1
         dt = time.perf_counter() - t0
+        cpu = time.process_time() - cpu
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cpus, "
-        f"Python {sys.version.split()[0]}"
-    )
+    print(f"machine: {describe_host()}")
     print(
         f"{'file':<22}{'lines':>10}{'MB':>8}{'seconds':>9}{'lines/s':>10}{'MB/s':>7}"
         f"{'peak RSS MB':>13}"
@@ -89,7 +97,14 @@ def main() -> None:
         f"{path.name:<22}{args.lines:>10}{size / 1e6:>8.1f}{dt:>9.2f}{args.lines / dt:>10.0f}"
         f"{size / 1e6 / dt:>7.1f}{rss / 1024:>13.1f}"
     )
-    what = "ingested into SQLite (keyword index included)" if args.ingest else "parsed"
+    what = "parsed"
+    if args.ingest:
+        index = "OFF" if args.no_keyword_index else "included"
+        what = f"ingested into SQLite (keyword index {index})"
+    print(
+        f"process CPU {cpu:.1f} s = {args.lines / cpu:,.0f} lines per CPU-second; "
+        f"load average after {'{:.1f} {:.1f} {:.1f}'.format(*os.getloadavg())}"
+    )
     print(f"{what}: papers {papers}, problems {problems}, RSS before {rss_before / 1024:.1f} MB")
 
 

@@ -10,6 +10,7 @@ from paperradar.errors import InvalidId
 from paperradar.model import (
     Paper,
     canonical_id,
+    normalize_text,
     paper_from_dict,
     paper_to_dict,
     parse_paper_id,
@@ -116,3 +117,32 @@ def test_paper_dict_round_trip() -> None:
     assert p.title == "A paper"
     back = paper_from_dict(paper_to_dict(p))
     assert paper_to_dict(back) == paper_to_dict(p)
+
+
+_SPACEY = st.text(alphabet=st.sampled_from(list("ab .\t\n\r\x0b\x0c\x1c\x1f\x85\xa0e\u0301")))
+
+
+@given(_SPACEY)
+def test_normalize_text_fast_path_is_nfc_with_collapsed_whitespace(text: str) -> None:
+    import unicodedata
+
+    assert normalize_text(text) == " ".join(unicodedata.normalize("NFC", text).split())
+
+
+@given(
+    st.from_regex(r"\A[0-9]{4}\.[0-9]{4,5}(v[0-9]{1,3})?\Z")
+    | st.from_regex(r"\A[a-z\-]{0,12}[0-9]{0,3}\Z")
+)
+def test_id_shortcuts_agree_with_the_general_rules(raw: str) -> None:
+    """The shortcuts of parse_paper_id (a bare new-style id; no "/" and no "." → not an id)
+    give what the general rules give: the same key, or InvalidId."""
+    from paperradar.model import _match_arxiv
+
+    general = _match_arxiv(raw.strip())
+    try:
+        got = parse_paper_id(raw)
+    except InvalidId:
+        assert general is None
+    else:
+        assert general is not None
+        assert (got.kind, got.key, got.version) == (general.kind, general.key, general.version)

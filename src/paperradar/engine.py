@@ -7,6 +7,7 @@ import logging
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
@@ -37,7 +38,7 @@ from paperradar.search.service import Hit, Mode, SearchResult, Sort, VectorSearc
 from paperradar.search.similar import similar_by_keywords
 from paperradar.search.trending import trending_papers
 from paperradar.search.vector import IndexInfo, VectorIndex, index_path_for
-from paperradar.sources import Batch, records_to_batches
+from paperradar.sources import Batch, prefetched, records_to_batches
 from paperradar.sources.bibtex import parse_bibtex
 from paperradar.sources.jsonl import parse_jsonl
 from paperradar.sources.pages import parse_page_dump
@@ -165,9 +166,10 @@ class Engine:
             opener: Any = gzip.open if path.suffix == ".gz" else open
             with opener(path, "rb") as fh:
                 records = parse_jsonl(fh, location=str(path))
-                return self.ingest(
-                    records_to_batches("jsonl", records, location=str(path)), on_batch=on_batch
-                )
+                batches = records_to_batches("jsonl", records, location=str(path))
+                # parsed on a thread while the previous batch is stored; closed before fh is
+                with closing(prefetched(batches)) as ahead:
+                    return self.ingest(ahead, on_batch=on_batch)
         except (OSError, EOFError) as exc:
             problem = ParseProblem("jsonl", str(path), f"cannot read the file: {exc}")
             return IngestReport(read=1, rejected=1, problems=[problem])

@@ -45,6 +45,7 @@ _ARXIV_URL = re.compile(
     r"(?:\.pdf)?/?(?:[?#].*)?$",
     re.IGNORECASE,
 )
+_PLAIN_NEW_ID = re.compile(r"(\d\d)(\d\d)\.(\d{4,5})(?:v(\d+))?")
 _DOI = re.compile(r"^10\.\d{4,9}/\S+$")
 _DOI_URL = re.compile(r"^(?:https?://)?(?:dx\.)?doi\.org/(?P<doi>.+)$", re.IGNORECASE)
 _ARXIV_DOI = re.compile(r"^10\.48550/arxiv\.(?P<id>.+)$", re.IGNORECASE)
@@ -93,6 +94,13 @@ def parse_paper_id(text: str) -> PaperId:
 
     Raises :class:`InvalidId` when ``text`` is neither.
     """
+    if text.isascii():
+        plain = _plain_new_id(text)
+        if plain is not None:  # the common case
+            return PaperId("arxiv", plain[0], plain[1])
+        if "/" not in text and "." not in text and text.strip():
+            # every form (URL, prefix, old- or new-style id, DOI) has a "/" or a "."
+            raise InvalidId(f"not an arXiv id or DOI: {text!r}")
     s = unicodedata.normalize("NFKC", text).strip()
     if not s:
         raise InvalidId("empty id")
@@ -124,8 +132,48 @@ def parse_paper_id(text: str) -> PaperId:
     raise InvalidId(f"not an arXiv id or DOI: {text!r}")
 
 
+def _plain_new_id(text: str) -> tuple[str, int | None] | None:
+    """(key, version) of a bare, valid new-style id such as ``2403.01234v2`` (the rules of
+    ``_match_arxiv``), else None."""
+    m = _PLAIN_NEW_ID.fullmatch(text)
+    if m is None:
+        return None
+    yy, mm, seq, v = m.groups()
+    if not 1 <= int(mm) <= 12 or (len(seq) == 5) != (int(yy) >= 15):
+        return None
+    return text[: m.end(3)], int(v) if v else None
+
+
+def _paper_id_or_none(text: str) -> PaperId | None:
+    """``parse_paper_id(text)``, or None where it raises InvalidId (without raising, mostly)."""
+    if text.isascii() and "/" not in text and "." not in text and text.strip():
+        return None  # see parse_paper_id: no id form lacks both "/" and "."
+    try:
+        return parse_paper_id(text)
+    except InvalidId:
+        return None
+
+
 def normalize_text(text: str) -> str:
     """Unicode NFC with runs of whitespace collapsed to one space."""
+    if text.isascii():
+        # ASCII is NFC already; most text has single spaces only (a few scans, no split)
+        if (
+            "  " in text
+            or text[:1] == " "
+            or text[-1:] == " "
+            or "\n" in text
+            or "\t" in text
+            or "\r" in text
+            or "\x0b" in text
+            or "\x0c" in text
+            or "\x1c" in text
+            or "\x1d" in text
+            or "\x1e" in text
+            or "\x1f" in text
+        ):
+            return " ".join(text.split())
+        return text
     return " ".join(unicodedata.normalize("NFC", text).split())
 
 
@@ -295,13 +343,18 @@ def paper_to_dict(p: Paper) -> dict[str, Any]:
     }
 
 
+@functools.lru_cache(maxsize=4096)
+def _iso_date(value: str) -> datetime:
+    dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
 def _date(value: Any, field_name: str) -> datetime | None:
-    if value in (None, ""):
+    if value is None or value == "":
         return None
     if not isinstance(value, str):
         raise ValueError(f"{field_name} must be an ISO date string, not {type(value).__name__}")
-    dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+    return _iso_date(value)
 
 
 def _count(value: Any, field_name: str) -> int | None:
@@ -315,60 +368,101 @@ def _count(value: Any, field_name: str) -> int | None:
 def _strs(value: Any, field_name: str) -> list[str]:
     if value is None:
         return []
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ValueError(f"{field_name} must be a list of strings")
-    return list(value)
+    if isinstance(value, list):
+        for v in value:
+            if not isinstance(v, str):
+                break
+        else:
+            return list(value)
+    raise ValueError(f"{field_name} must be a list of strings")
 
 
 def paper_from_dict(d: dict[str, Any], *, source: str = "jsonl") -> Paper:
     """Inverse of :func:`paper_to_dict`; tolerant of missing fields. Raises ValueError/InvalidId
-    with the field named when a value is unusable."""
+    with the field named when a value is unusable.
+
+    (What :meth:`Paper.from_ids` does, inlined: this is the hot loop of ``ingest jsonl``.)"""
     if not isinstance(d, dict):
         raise ValueError("a paper must be a JSON object")
-    title = d.get("title")
+    get = d.get
+    title = get("title")
     if not isinstance(title, str) or not title.strip():
         raise ValueError("missing or empty 'title'")
-    abstract = d.get("abstract") or ""
+    abstract = get("abstract") or ""
     if not isinstance(abstract, str):
         raise ValueError("'abstract' must be a string")
     authors: list[Author] = []
-    for a in d.get("authors") or []:
+    for a in get("authors") or []:
         if isinstance(a, str):
             authors.append(Author(normalize_text(a)))
         elif isinstance(a, dict) and isinstance(a.get("name"), str):
+            affs = a.get("affiliations")
             authors.append(
-                Author(normalize_text(a["name"]), _strs(a.get("affiliations"), "affiliations"))
+                Author(
+                    normalize_text(a["name"]), [] if affs is None else _strs(affs, "affiliations")
+                )
             )
         else:
             raise ValueError("each author must be a name or {'name': ...}")
-    ids = [str(x) for x in (d.get("arxiv_id"), d.get("doi"), d.get("id")) if x]
-    sources = _strs(d.get("sources"), "sources") or [source]
-    links = d.get("links") or {}
-    extra = d.get("extra") or {}
+    ids = [str(x) for x in (get("arxiv_id"), get("doi"), get("id")) if x]
+    sources = _strs(get("sources"), "sources") or [source]
+    links = get("links") or {}
+    extra = get("extra") or {}
     if not isinstance(links, dict) or not isinstance(extra, dict):
         raise ValueError("'links' and 'extra' must be objects")
     versions = [
         Version(int(v["version"]), _date(v.get("date"), "versions.date"), v.get("size"))
-        for v in d.get("versions") or []
+        for v in get("versions") or []
     ]
-    p = Paper.from_ids(
-        ids=ids,
-        title=title,
-        source=sources[0],
-        abstract=normalize_text(abstract),
+    abstract = normalize_text(abstract)
+    categories = _strs(get("categories"), "categories")
+    primary_category = get("primary_category")
+    published = _date(get("published"), "published")
+    updated = _date(get("updated"), "updated")
+    links = {str(k): str(v) for k, v in links.items()}
+    upvotes = _count(get("upvotes"), "upvotes")
+    comments = _count(get("comments"), "comments")
+    stars = _count(get("stars"), "stars")
+    citations = _count(get("citations"), "citations")
+    version = get("version")
+    arxiv: tuple[str, int | None] | None = None
+    doi: str | None = None
+    for raw in ids:
+        plain = _plain_new_id(raw) if raw.isascii() else None
+        if plain is not None:
+            arxiv = arxiv or plain
+            continue
+        parsed = _paper_id_or_none(raw)
+        if parsed is None:
+            continue
+        if parsed.kind == "arxiv":
+            arxiv = arxiv or (parsed.key, parsed.version)
+        elif doi is None:
+            doi = parsed.doi
+    if arxiv is not None:
+        key, arxiv_id, version = arxiv[0], arxiv[0], version or arxiv[1]
+    elif doi is not None:
+        key, arxiv_id, version = "doi:" + doi, None, version or None
+    else:
+        key, arxiv_id, version = title_key(title), None, version or None
+    return Paper(
+        id=key,
+        title=normalize_text(title),
+        abstract=abstract,
         authors=authors,
-        categories=_strs(d.get("categories"), "categories"),
-        primary_category=d.get("primary_category"),
-        published=_date(d.get("published"), "published"),
-        updated=_date(d.get("updated"), "updated"),
-        links={str(k): str(v) for k, v in links.items()},
-        upvotes=_count(d.get("upvotes"), "upvotes"),
-        comments=_count(d.get("comments"), "comments"),
-        stars=_count(d.get("stars"), "stars"),
-        citations=_count(d.get("citations"), "citations"),
+        arxiv_id=arxiv_id,
+        version=version,
+        doi=doi,
+        categories=categories,
+        primary_category=primary_category,
+        published=published,
+        updated=updated,
+        links=links,
+        upvotes=upvotes,
+        comments=comments,
+        stars=stars,
+        citations=citations,
+        sources=sources,
         versions=versions,
         extra=extra,
-        version=d.get("version"),
     )
-    p.sources = sources
-    return p

@@ -24,7 +24,7 @@ import orjson
 
 from paperradar.errors import InvalidId, SourceError
 from paperradar.model import Author, Paper, ParseProblem, Version, canonical_id, normalize_text
-from paperradar.sources import Batch, Record
+from paperradar.sources import Batch, Record, prefetched
 from paperradar.sources.arxiv_authors import split_arxiv_authors
 from paperradar.sources.timestamps import parse_rfc2822_utc
 
@@ -59,6 +59,13 @@ def _authors(obj: dict[str, Any]) -> list[Author]:
     if isinstance(parsed, list) and parsed:
         out: list[Author] = []
         for entry in parsed:
+            if type(entry) is list and len(entry) == 3:  # the usual [last, first, suffix]
+                last, first, suffix = entry
+                if type(last) is str and type(first) is str and type(suffix) is str:
+                    # empty parts only add spaces, which normalize_text drops
+                    if last or first or suffix:
+                        out.append(Author(normalize_text(f"{first} {last} {suffix}")))
+                    continue
             if not isinstance(entry, list) or not entry:
                 continue
             last = entry[0] if isinstance(entry[0], str) else ""
@@ -75,7 +82,7 @@ def _authors(obj: dict[str, Any]) -> list[Author]:
 
 def parse_snapshot_line(line: bytes, location: str) -> Record | None:
     """One JSON line → a paper, a problem, or None for a blank line."""
-    if not line.strip():
+    if not line or line.isspace():
         return None
     try:
         obj = orjson.loads(line)
@@ -238,7 +245,18 @@ def snapshot_batches(
     progress: Callable[[int], None] | None = None,
     location: str | None = None,
 ) -> Iterator[Batch]:
-    """Batches of up to ``batch_size`` lines, each with checkpoint ``{"line": lines_done}``."""
+    """Batches of up to ``batch_size`` lines, each with checkpoint ``{"line": lines_done}``,
+    parsed on a thread of their own while the caller stores the previous ones."""
+    return prefetched(_batches(source, batch_size, checkpoint, progress, location))
+
+
+def _batches(
+    source: str | Path | IO[bytes] | bytes,
+    batch_size: int,
+    checkpoint: Mapping[str, Any] | None,
+    progress: Callable[[int], None] | None,
+    location: str | None,
+) -> Iterator[Batch]:
     done = int((checkpoint or {}).get("line", 0))
     chunk: list[Record] = []
     lineno = done

@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 
+import orjson
+
 from paperradar.errors import InvalidId
 from paperradar.model import Paper, ParseProblem, paper_from_dict
 
 __all__ = ["SOURCE", "parse_jsonl"]
 
 SOURCE = "jsonl"
+_NOT_ORJSON = object()
 
 
 def parse_jsonl(
@@ -45,7 +48,13 @@ def parse_jsonl(
             return
         any_line = True
         try:
-            obj = json.loads(raw)
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            obj = _NOT_ORJSON
+        try:
+            # what orjson refuses (NaN, a BOM, UTF-16, bad UTF-8 …) json decides, as before
+            if obj is _NOT_ORJSON:
+                obj = json.loads(raw)
         except UnicodeDecodeError:
             yield ParseProblem(SOURCE, where, "not UTF-8 text")
             continue

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -11,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
@@ -85,39 +88,77 @@ def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
         yield items[i : i + size]
 
 
+# The columns of ``papers`` a write sets, in table order (``pk`` is the database's).
+ROW_COLUMNS: tuple[str, ...] = tuple(c.name for c in papers.columns if c.name != "pk")
+_DATETIME_COLUMNS = tuple(
+    i for i, c in enumerate(ROW_COLUMNS) if c in ("published", "updated", "first_seen", "last_seen")
+)
+
+
+# json.dumps(value, ensure_ascii=False[, default=str]) without building an encoder per call
+_ENCODE = json.JSONEncoder(ensure_ascii=False).encode
+_ENCODE_ANY = json.JSONEncoder(ensure_ascii=False, default=str).encode
+_NEEDS_ESCAPE = re.compile(r'[\x00-\x1f\\"]')
+
+
+def _authors_json(authors: list[Author], names: list[str]) -> str:
+    """``json.dumps`` of ``[[name], [name, affiliations], …]``; built directly in the common case
+    (no affiliations, nothing to escape), with the same output."""
+    if not authors:
+        return "[]"
+    if any(a.affiliations for a in authors) or _NEEDS_ESCAPE.search("".join(names)):
+        return _ENCODE([[a.name, a.affiliations] if a.affiliations else [a.name] for a in authors])
+    return '[["' + '"], ["'.join(names) + '"]]'
+
+
+def paper_row(p: Paper, now: datetime) -> tuple[Any, ...]:
+    """The values of ``p``'s row, in ``ROW_COLUMNS`` order (datetimes naive UTC)."""
+    names = [a.name for a in p.authors]
+    return (
+        p.id,
+        p.arxiv_id,
+        p.version,
+        p.doi,
+        p.title,
+        title_key(p.title) if p.title.strip() else p.id,
+        p.abstract,
+        _authors_json(p.authors, names),
+        "; ".join(names),
+        _spaced(p.categories),
+        p.primary_category,
+        _naive_utc(p.published),
+        _naive_utc(p.updated),
+        _ENCODE(p.links) if p.links else "{}",
+        p.upvotes,
+        p.comments,
+        p.stars,
+        p.citations,
+        _spaced(p.sources),
+        _ENCODE_ANY(p.extra) if p.extra else "{}",
+        content_hash(p.title, p.abstract),
+        _naive_utc(p.first_seen) or now,
+        now,
+    )
+
+
 def paper_to_row(p: Paper, now: datetime) -> dict[str, Any]:
-    return {
-        "id": p.id,
-        "arxiv_id": p.arxiv_id,
-        "version": p.version,
-        "doi": p.doi,
-        "title": p.title,
-        "title_key": title_key(p.title) if p.title.strip() else p.id,
-        "abstract": p.abstract,
-        "authors": json.dumps(
-            [[a.name, a.affiliations] if a.affiliations else [a.name] for a in p.authors],
-            ensure_ascii=False,
-        ),
-        "author_names": "; ".join(a.name for a in p.authors),
-        "categories": _spaced(p.categories),
-        "primary_category": p.primary_category,
-        "published": _naive_utc(p.published),
-        "updated": _naive_utc(p.updated),
-        "links": json.dumps(p.links, ensure_ascii=False),
-        "upvotes": p.upvotes,
-        "comments": p.comments,
-        "stars": p.stars,
-        "citations": p.citations,
-        "sources": _spaced(p.sources),
-        "extra": json.dumps(p.extra, ensure_ascii=False, default=str),
-        "content_hash": content_hash(p.title, p.abstract),
-        "first_seen": _naive_utc(p.first_seen) or now,
-        "last_seen": now,
-    }
+    return dict(zip(ROW_COLUMNS, paper_row(p, now), strict=True))
+
+
+def _sqlite_datetime(dt: datetime | None) -> str | None:
+    """A naive datetime as SQLAlchemy's SQLite dialect stores it (``YYYY-MM-DD HH:MM:SS.ffffff``)."""
+    return None if dt is None else dt.isoformat(" ", "microseconds")
+
+
+def _from_sqlite_datetime(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
 
 
 def row_to_paper(row: Any, versions: list[Version] | None = None) -> Paper:
-    m = row._mapping
+    return mapping_to_paper(row._mapping, versions)
+
+
+def mapping_to_paper(m: Any, versions: list[Version] | None = None) -> Paper:
     return Paper(
         id=m["id"],
         title=m["title"],
@@ -140,6 +181,72 @@ def row_to_paper(row: Any, versions: list[Version] | None = None) -> Paper:
         extra=json.loads(m["extra"]),
         first_seen=_aware(m["first_seen"]),
     )
+
+
+_INSERT_SQL: dict[tuple[str, int, int], str] = {}
+
+# Every statement of the bulk path is one step for many rows: the driver releases the GIL for
+# each step, so a parse thread running beside the writer (sources.prefetched) would make a
+# per-row executemany or fetchall wait for the GIL once per row. Reads come back as one JSON
+# document (json_group_array), updates go in as UPDATE … FROM (VALUES …).
+
+
+def _json_list(values: Sequence[Any]) -> str:
+    return orjson.dumps(list(values)).decode()
+
+
+def _json_rows(
+    db: sqlite3.Connection, columns: Sequence[str], source: str, values: Sequence[Any]
+) -> list[list[Any]]:
+    """``SELECT columns FROM source`` (one ``?`` in source: ``values`` as a JSON list), fetched
+    in one step as a JSON array of arrays."""
+    (doc,) = db.execute(
+        f"SELECT json_group_array(json_array({', '.join(columns)})) FROM {source}",
+        (_json_list(values),),
+    ).fetchone()
+    rows: list[list[Any]] = orjson.loads(doc)
+    return rows
+
+
+def _per_statement(db: sqlite3.Connection, width: int) -> int:
+    return max(1, db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width)
+
+
+def _update_many(
+    db: sqlite3.Connection, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> None:
+    """UPDATE papers SET ``columns`` = the row's values WHERE pk = its last value."""
+    width = len(columns) + 1
+    sets = ", ".join(f"{c} = v.column{i}" for i, c in enumerate(columns, 1))
+    one = "(" + ",".join("?" * width) + ")"
+    per = _per_statement(db, width)
+    for start in range(0, len(rows), per):
+        part = rows[start : start + per]
+        db.execute(
+            f"UPDATE papers SET {sets} FROM (VALUES {','.join([one] * len(part))}) AS v "
+            f"WHERE papers.pk = v.column{width}",
+            [v for r in part for v in r],
+        )
+
+
+def _insert_many(
+    db: sqlite3.Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> None:
+    """INSERT ``rows`` in statements of as many rows as SQLite's parameter limit allows."""
+    width = len(columns)
+    per = _per_statement(db, width)
+    for start in range(0, len(rows), per):
+        part = rows[start : start + per]
+        key = (table, width, len(part))
+        sql = _INSERT_SQL.get(key)
+        if sql is None:
+            one = "(" + ",".join("?" * width) + ")"
+            sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES " + ",".join(
+                [one] * len(part)
+            )
+            if len(part) == per:  # the full-size statement recurs; remainders vary
+                _INSERT_SQL[key] = sql
+        db.execute(sql, [v for r in part for v in r])
 
 
 class SqlStorage:
@@ -214,21 +321,133 @@ class SqlStorage:
 
     # -- papers ----------------------------------------------------------------------------------
     def find_related(self, batch: Sequence[Paper]) -> list[Paper]:
+        """The stored papers sharing an id, DOI or title key with ``batch``: those matching by
+        id first, then by DOI, then by title key, each group in ``pk`` order."""
         ids = sorted({p.id for p in batch})
         dois = sorted({p.doi for p in batch if p.doi})
         keys = sorted({title_key(p.title) for p in batch if p.title.strip()})
-        found: dict[int, Any] = {}
         with self.engine.connect() as conn:
+            if self._bulk_sqlite(conn):
+                return self._find_related_sqlite(
+                    conn, (("id", ids), ("doi", dois), ("title_key", keys))
+                )
+            found: dict[int, Any] = {}
             for col, values in (
                 (papers.c.id, ids),
                 (papers.c.doi, dois),
                 (papers.c.title_key, keys),
             ):
+                group: dict[int, Any] = {}
                 for chunk in _chunks(values):
-                    for row in conn.execute(sa.select(papers).where(col.in_(chunk))):
-                        found[row.pk] = row
+                    group.update(
+                        (r.pk, r) for r in conn.execute(sa.select(papers).where(col.in_(chunk)))
+                    )
+                for pk in sorted(group):
+                    found.setdefault(pk, group[pk])
             versions = self._versions(conn, list(found))
         return [row_to_paper(r, versions.get(pk)) for pk, r in found.items()]
+
+    # -- the SQLite bulk path ------------------------------------------------------------------
+    # Bulk ingest spends its time per row: SQLAlchemy Core's statement compilation, parameter
+    # processing and IN-list expansion cost more than SQLite's own work. On SQLite, papers are
+    # therefore looked up and written through the driver connection of the same transaction:
+    # id lists go in as one JSON parameter (``json_each``), rows as multi-row VALUES (one
+    # statement per ~1,300 rows, during which the driver releases the GIL), datetimes in the
+    # text form SQLAlchemy stores. The database that results is the same as the Core path's
+    # (tests/storage/test_bulk_path.py writes both ways and compares).
+
+    #: Off: every dialect takes the SQLAlchemy Core path (the tests compare the two).
+    bulk_sqlite = True
+
+    def _bulk_sqlite(self, conn: sa.Connection) -> bool:
+        return self.bulk_sqlite and conn.dialect.name == "sqlite"
+
+    @staticmethod
+    def _driver(conn: sa.Connection) -> sqlite3.Connection:
+        dbapi = conn.connection.driver_connection
+        assert isinstance(dbapi, sqlite3.Connection)
+        return dbapi
+
+    def _find_related_sqlite(
+        self, conn: sa.Connection, lookups: Sequence[tuple[str, list[str]]]
+    ) -> list[Paper]:
+        db = self._driver(conn)
+        names = ("pk", *ROW_COLUMNS)
+        found: dict[int, list[Any]] = {}
+        for col, values in lookups:
+            if values:
+                rows = _json_rows(
+                    db, names, f"papers WHERE {col} IN (SELECT value FROM json_each(?))", values
+                )
+                for r in sorted(rows, key=lambda r: r[0]):
+                    found.setdefault(r[0], r)
+        if not found:
+            return []
+        versions: dict[int, list[Version]] = {}
+        for pk, version, date, size in sorted(
+            _json_rows(
+                db,
+                ("paper_pk", "version", "date", "size"),
+                "paper_versions WHERE paper_pk IN (SELECT value FROM json_each(?))",
+                list(found),
+            ),
+            key=lambda v: (v[0], v[1]),
+        ):
+            versions.setdefault(pk, []).append(
+                Version(version, _aware(_from_sqlite_datetime(date)), size)
+            )
+        out = []
+        for pk, r in found.items():
+            m = dict(zip(names, r, strict=True))
+            for col in ("published", "updated", "first_seen"):
+                m[col] = _from_sqlite_datetime(m[col])
+            out.append(mapping_to_paper(m, versions.get(pk)))
+        return out
+
+    def _write_sqlite(self, conn: sa.Connection, upserts: Sequence[Paper], now: datetime) -> None:
+        """``_write`` for the upserts, on SQLite, through the driver connection (see above)."""
+        db = self._driver(conn)
+        ids = [p.id for p in upserts]
+        (found,) = db.execute(
+            "SELECT json_group_object(id, pk) FROM papers "
+            "WHERE id IN (SELECT value FROM json_each(?))",
+            (_json_list(ids),),
+        ).fetchone()
+        existing: dict[str, int] = orjson.loads(found)
+        rows = []
+        for p in upserts:
+            row = list(paper_row(p, now))
+            for i in _DATETIME_COLUMNS:
+                row[i] = _sqlite_datetime(row[i])
+            rows.append(row)
+        pks = dict(existing)
+        old_rows = [(*r[1:21], r[22], existing[r[0]]) for r in rows if r[0] in existing]
+        if old_rows:
+            old_pks = [r[-1] for r in old_rows]
+            self._fts_delete(conn, old_pks)
+            db.execute(
+                "DELETE FROM paper_versions WHERE paper_pk IN (SELECT value FROM json_each(?))",
+                (_json_list(old_pks),),
+            )
+            # every column but id and first_seen: an upsert never moves the first sighting
+            _update_many(db, [c for c in ROW_COLUMNS if c not in ("id", "first_seen")], old_rows)
+        new_rows = [r for r in rows if r[0] not in existing]
+        if new_rows:
+            # the pks SQLite itself would give (max + 1, in order), so versions need no lookup
+            top = db.execute("SELECT max(pk) FROM papers").fetchone()[0] or 0
+            for r in new_rows:
+                top += 1
+                pks[r[0]] = top
+                r.insert(0, top)
+            _insert_many(db, "papers", ("pk", *ROW_COLUMNS), new_rows)
+        self._fts_insert(conn, ids)
+        versions = [
+            (pks[p.id], v.version, _sqlite_datetime(_naive_utc(v.date)), v.size)
+            for p in upserts
+            for v in p.versions
+        ]
+        if versions:
+            _insert_many(db, "paper_versions", ("paper_pk", "version", "date", "size"), versions)
 
     def _versions(self, conn: sa.Connection, pks: Sequence[int]) -> dict[int, list[Version]]:
         out: dict[int, list[Version]] = {}
@@ -257,7 +476,7 @@ class SqlStorage:
                 self._write(conn, upserts, deletes, now)
                 if source is not None:
                     self._record_source(conn, source, checkpoint, counts, now)
-        except sa.exc.SQLAlchemyError as exc:
+        except (sa.exc.SQLAlchemyError, sqlite3.Error) as exc:
             raise StorageError(f"writing {len(upserts)} papers failed: {exc}") from exc
 
     def _write(
@@ -275,6 +494,9 @@ class SqlStorage:
                 conn.execute(sa.delete(embeddings).where(embeddings.c.paper_pk.in_(chunk)))
                 conn.execute(sa.delete(papers).where(papers.c.pk.in_(chunk)))
         if not upserts:
+            return
+        if self._bulk_sqlite(conn):
+            self._write_sqlite(conn, upserts, now)
             return
         ids = [p.id for p in upserts]
         existing: dict[str, int] = {}
