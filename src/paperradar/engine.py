@@ -465,12 +465,25 @@ class Engine:
         )
         for kind, state, n in self.storage.job_counts_by_kind():
             per_kind.add(n, {"kind": kind, "state": state})
+        digest_counts = self.storage.digest_counts()
+        digests = Family(
+            "paperradar_digests",
+            "gauge",
+            "Digests per ledger state: sent, failed (for good), pending (queued or retrying).",
+        )
+        for state in sorted({"sent", "failed", *digest_counts} - {"attempts"}):
+            digests.add(digest_counts.get(state, 0), {"state": state})
+        attempts = Family(
+            "paperradar_digest_attempts",
+            "gauge",
+            "Delivery attempts of the digests in the ledger (attempts - sent - failed: retries).",
+        ).add(digest_counts.get("attempts", 0))
         stats = self.storage.stats()
         papers = Family("paperradar_papers", "gauge", "Papers stored.").add(stats["papers"])
         vectors = Family("paperradar_embeddings", "gauge", "Embedding vectors stored.").add(
             stats["embeddings"]
         )
-        return [lag, last_run, errors, depth, per_kind, papers, vectors]
+        return [lag, last_run, errors, depth, per_kind, digests, attempts, papers, vectors]
 
     def export(self, fmt: ExportFormat) -> Iterator[str]:
         return export_papers(self.storage.iter_papers(), fmt)

@@ -174,8 +174,11 @@ def compile_tsquery(query: Query, *, require_all: bool = False) -> CompiledTsQue
     return CompiledTsQuery(match, rank, conditions)
 
 
-def rank_expression(rank: sa.ColumnElement[str] | None) -> sa.ColumnElement[float]:
-    """``ts_rank_cd`` of the row against ``rank`` as double precision (0 without one)."""
+def rank_expression(
+    rank: sa.ColumnElement[str] | None, vector: sa.ColumnElement[str] = TSV
+) -> sa.ColumnElement[float]:
+    """``ts_rank_cd`` of ``vector`` (default: the row's) against ``rank`` as double precision
+    (0 without one)."""
     if rank is None:
         return sa.cast(sa.literal(0.0), sa.Float(precision=53))
-    return sa.cast(sa.func.ts_rank_cd(TSV, rank, RANK_NORMALIZATION), sa.Float(precision=53))
+    return sa.cast(sa.func.ts_rank_cd(vector, rank, RANK_NORMALIZATION), sa.Float(precision=53))
