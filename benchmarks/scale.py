@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import resource
 import statistics
+import struct
 import tempfile
 import time
 from collections.abc import Callable
@@ -105,24 +107,42 @@ def load_vectors(eng: Engine, model: str, n: int, dim: int = 384) -> float:
 
     storage = eng.storage
     rng = np.random.default_rng(7)
+    model_bytes = model.encode()
     with storage.engine.begin() as conn:  # type: ignore[attr-defined]
         rows = conn.execute(
             sa.text("SELECT pk, content_hash FROM papers ORDER BY pk DESC LIMIT :n"), {"n": n}
         ).all()
         raw = conn.connection.dbapi_connection
+        # binary COPY: (int4 pk, text model, text hash, bytea vector, vector embedding)
         with (
             raw.cursor() as cur,
             cur.copy(  # type: ignore[union-attr]
-                "COPY embeddings (paper_pk, model, content_hash, vector, embedding) FROM STDIN"
+                "COPY embeddings (paper_pk, model, content_hash, vector, embedding) "
+                "FROM STDIN (FORMAT BINARY)"
             ) as copy,
         ):
+            copy.write(b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0))
             for start in range(0, len(rows), 10_000):
                 chunk = rows[start : start + 10_000]
                 vecs = rng.standard_normal((len(chunk), dim)).astype("<f4")
                 vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+                parts = []
                 for (pk, h), v in zip(chunk, vecs, strict=True):
-                    text = "[" + ",".join(f"{x:.6f}" for x in v) + "]"
-                    copy.write_row([pk, model, h, v.tobytes(), text])
+                    blob, hb = v.tobytes(), h.encode()
+                    pgvec = struct.pack(">hh", dim, 0) + v.astype(">f4").tobytes()
+                    parts.append(
+                        struct.pack(">hii", 5, 4, pk)
+                        + struct.pack(">i", len(model_bytes))
+                        + model_bytes
+                        + struct.pack(">i", len(hb))
+                        + hb
+                        + struct.pack(">i", len(blob))
+                        + blob
+                        + struct.pack(">i", len(pgvec))
+                        + pgvec
+                    )
+                copy.write(b"".join(parts))
+            copy.write(struct.pack(">h", -1))
     t = time.perf_counter()
     with storage.engine.begin() as conn:  # type: ignore[attr-defined]
         conn.execute(sa.text("SET LOCAL maintenance_work_mem = '2GB'"))
@@ -163,10 +183,43 @@ def server_memory() -> str:
     return f"{total / 1024:.0f} MiB anon RSS" if total else "n/a"
 
 
+def _server_cpu_s(eng: Engine) -> float | None:
+    """CPU seconds used so far by the PostgreSQL backends connected to this database (from
+    /proc: the server must run on this machine); None for SQLite or a remote server."""
+    storage = eng.storage
+    if getattr(storage, "dialect_name", "") != "postgresql":
+        return None
+    with storage.engine.connect() as conn:  # type: ignore[attr-defined]
+        pids = conn.execute(
+            sa.text(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                "AND application_name = ''"
+            )
+        ).scalars()
+        total, tick = 0.0, os.sysconf("SC_CLK_TCK")
+        for pid in pids:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                return None
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 def measure_search(eng: Engine, mode: str, n: int, rng: random.Random) -> dict[str, float]:
-    for q in QUERIES:  # warm the caches once
+    """Latency percentiles of ``n`` searches, and the CPU each took (this process + the
+    database's backends): what the latency would be on an idle machine, near enough, when other
+    work shares the cores."""
+    for q in QUERIES:  # warm the caches once (and open the pool's connections)
         eng.search(q, mode=mode, limit=20)  # type: ignore[arg-type]
-    return percentiles(timed(lambda: eng.search(rng.choice(QUERIES), mode=mode, limit=20), n))  # type: ignore[arg-type]
+    cpu0, server0 = time.process_time(), _server_cpu_s(eng)
+    out = percentiles(timed(lambda: eng.search(rng.choice(QUERIES), mode=mode, limit=20), n))  # type: ignore[arg-type]
+    cpu = time.process_time() - cpu0
+    server1 = _server_cpu_s(eng)
+    if server0 is not None and server1 is not None:
+        cpu += server1 - server0
+    out["cpu_ms_per_query"] = round(cpu * 1000 / n, 2)
+    return out
 
 
 def measure_listing(eng: Engine, n: int, rng: random.Random) -> dict[str, dict[str, float]]:
@@ -293,7 +346,8 @@ def main() -> None:
 
 
 def _pct(p: dict[str, float]) -> str:
-    return f"p50 {p['p50']} ms, p95 {p['p95']} ms, p99 {p['p99']} ms"
+    cpu = f"; CPU {p['cpu_ms_per_query']} ms/query" if "cpu_ms_per_query" in p else ""
+    return f"p50 {p['p50']} ms, p95 {p['p95']} ms, p99 {p['p99']} ms{cpu}"
 
 
 if __name__ == "__main__":

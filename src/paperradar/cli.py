@@ -811,6 +811,13 @@ def bench_ir_cmd(
     ],
     split: Annotated[str, typer.Option(help="test | train | dev")] = "test",
     mode: Annotated[str, typer.Option(help="keyword | semantic | hybrid")] = "keyword",
+    store: Annotated[
+        str | None,
+        typer.Option(
+            help="Load into this empty database (e.g. postgresql://…) instead of a temporary "
+            "SQLite file, to measure that backend's ranking."
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Retrieval quality (nDCG@10, Recall@100, MRR@10) and speed on a BEIR benchmark."""
@@ -822,7 +829,7 @@ def bench_ir_cmd(
             if cb is not None:
                 cb(done, total)
 
-        result = bench_ir(folder, split=split, mode=mode, progress=on_step)
+        result = bench_ir(folder, split=split, mode=mode, progress=on_step, store=store)
     if as_json:
         _print_json(result)
         return

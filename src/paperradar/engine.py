@@ -23,7 +23,14 @@ from paperradar.digest.smtp import RateLimit, SmtpSender, parse_smtp_url
 from paperradar.digest.subscriptions import Preferences, SubscriptionDesk
 from paperradar.digest.tokens import TokenSigner, load_or_create_secret
 from paperradar.embed import Embedder, load_embedder, normalize_rows, vector_name
-from paperradar.errors import FeatureUnavailable, InvalidId, NotFound, PaperradarError, SourceError
+from paperradar.errors import (
+    ConfigError,
+    FeatureUnavailable,
+    InvalidId,
+    NotFound,
+    PaperradarError,
+    SourceError,
+)
 from paperradar.export import ExportFormat, export_papers
 from paperradar.harvest import HarvestPlan
 from paperradar.ingest import IngestReport, ingest_batches
@@ -668,8 +675,10 @@ def bench_ir(
     mode: Mode = "keyword",
     settings: Settings | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    store: str | None = None,
 ) -> dict[str, Any]:
-    """Load a BEIR folder into a temporary store, run every query of ``split`` and score it.
+    """Load a BEIR folder into a temporary store (or the empty database ``store``), run every
+    query of ``split`` and score it.
 
     Returns nDCG@10, Recall@100, MRR@10, queries/s (query time only) and the indexing and
     embedding times, which are reported separately.
@@ -678,7 +687,10 @@ def bench_ir(
     if not data.queries:
         raise SourceError(f"no judged queries in split {split!r}", location=str(folder))
     with tempfile.TemporaryDirectory(prefix="paperradar-bench-") as tmp:
-        eng = make_engine(f"sqlite:///{tmp}/bench.db", settings=settings)
+        eng = make_engine(store or f"sqlite:///{tmp}/bench.db", settings=settings)
+        if store is not None and eng.stats()["papers"]:
+            eng.close()
+            raise ConfigError(f"--store {store} holds papers: give an empty database")
         try:
             started = time.perf_counter()
             eng.ingest(records_to_batches("beir", data.papers()))

@@ -177,7 +177,7 @@ class PostgresStorage(SqlStorage):
         limit: int,
         after: Cursor | None,
     ) -> list[KeywordHit]:
-        """The best ``limit`` matches by ``ts_rank_cd``.
+        """The best ``limit`` matches by ``ts_rank``.
 
         Ranking reads and scores every ranked row, and an OR of common words matches most of a
         large corpus (11 s at 1 M papers to rank them all). So in a corpus of more than
