@@ -113,8 +113,9 @@ class PostgresStorage(SqlStorage):
         self, conn: sa.Connection, upserts: Sequence[Paper], deletes: Sequence[str], now: datetime
     ) -> None:
         """A big batch of papers none of which is stored yet (a first import) goes in with one
-        ``COPY`` (about twice the rate of a multi-row INSERT); anything else (updates, deletes,
-        versions, small batches) takes the common path."""
+        ``COPY`` (26 % less CPU, client and server, than the multi-row INSERT: 20 k papers, 18.8
+        against 25.3 CPU-seconds); anything else (updates, deletes, versions, small batches) takes
+        the common path."""
         ids = [p.id for p in upserts]
         if (
             deletes
