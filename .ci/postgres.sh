@@ -33,8 +33,10 @@ if [ "${1:-start}" = stop ]; then
   exit 0
 fi
 
-if [ ! -x "$BIN/postgres" ] || [ ! -x "$BIN/pg_config" ] || ! command -v make >/dev/null; then
-  log "installing postgresql-15 (apt)"
+# pg_config alone (libpq-dev has one) is not enough to build pgvector: check the server headers.
+if [ ! -x "$BIN/postgres" ] || [ ! -f /usr/include/postgresql/15/server/postgres.h ] \
+  || ! command -v make >/dev/null; then
+  log "installing postgresql-15 and its server headers (apt)"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >&2
   apt-get install -y -qq -o DPkg::Lock::Timeout=600 \

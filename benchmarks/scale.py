@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import resource
 import statistics
+import struct
 import tempfile
 import time
 from collections.abc import Callable
@@ -71,6 +73,84 @@ def empty_postgres(url: str) -> None:
     engine.dispose()
 
 
+def drop_secondary_indexes(url: str) -> list[str]:
+    """Drop the papers table's indexes except its keys (a bulk load builds them once, after);
+    return the statements that re-create them."""
+    from paperradar.storage.postgres import driver_url
+
+    engine = sa.create_engine(driver_url(url))
+    with engine.begin() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT i.indexrelid::regclass::text AS name, pg_get_indexdef(i.indexrelid) AS ddl "
+                "FROM pg_index i WHERE i.indrelid = 'papers'::regclass "
+                "AND NOT i.indisprimary AND NOT i.indisunique"
+            )
+        ).all()
+        for r in rows:
+            conn.execute(sa.text(f"DROP INDEX {r.name}"))
+    engine.dispose()
+    return [r.ddl for r in rows]
+
+
+def create_indexes(eng: Engine, statements: list[str]) -> None:
+    with eng.storage.engine.begin() as conn:  # type: ignore[attr-defined]
+        conn.execute(sa.text("SET LOCAL maintenance_work_mem = '1GB'"))
+        for ddl in statements:
+            conn.execute(sa.text(ddl))
+
+
+def load_vectors(eng: Engine, model: str, n: int, dim: int = 384) -> float:
+    """Random unit vectors of ``model`` for the newest ``n`` papers (COPY), then the HNSW index;
+    returns the index build seconds."""
+    import numpy as np
+
+    storage = eng.storage
+    rng = np.random.default_rng(7)
+    model_bytes = model.encode()
+    with storage.engine.begin() as conn:  # type: ignore[attr-defined]
+        rows = conn.execute(
+            sa.text("SELECT pk, content_hash FROM papers ORDER BY pk DESC LIMIT :n"), {"n": n}
+        ).all()
+        raw = conn.connection.dbapi_connection
+        # binary COPY: (int4 pk, text model, text hash, bytea vector, vector embedding)
+        with (
+            raw.cursor() as cur,
+            cur.copy(  # type: ignore[union-attr]
+                "COPY embeddings (paper_pk, model, content_hash, vector, embedding) "
+                "FROM STDIN (FORMAT BINARY)"
+            ) as copy,
+        ):
+            copy.write(b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0))
+            for start in range(0, len(rows), 10_000):
+                chunk = rows[start : start + 10_000]
+                vecs = rng.standard_normal((len(chunk), dim)).astype("<f4")
+                vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+                parts = []
+                for (pk, h), v in zip(chunk, vecs, strict=True):
+                    blob, hb = v.tobytes(), h.encode()
+                    pgvec = struct.pack(">hh", dim, 0) + v.astype(">f4").tobytes()
+                    parts.append(
+                        struct.pack(">hii", 5, 4, pk)
+                        + struct.pack(">i", len(model_bytes))
+                        + model_bytes
+                        + struct.pack(">i", len(hb))
+                        + hb
+                        + struct.pack(">i", len(blob))
+                        + blob
+                        + struct.pack(">i", len(pgvec))
+                        + pgvec
+                    )
+                copy.write(b"".join(parts))
+            copy.write(struct.pack(">h", -1))
+    t = time.perf_counter()
+    with storage.engine.begin() as conn:  # type: ignore[attr-defined]
+        conn.execute(sa.text("SET LOCAL maintenance_work_mem = '2GB'"))
+        conn.execute(sa.text("ANALYZE embeddings"))
+    storage._ensure_vector_index(model, dim)  # type: ignore[attr-defined]
+    return time.perf_counter() - t
+
+
 def database_size(eng: Engine, sqlite_path: Path | None) -> dict[str, float]:
     if sqlite_path is not None:
         files = list(sqlite_path.parent.glob(sqlite_path.name + "*"))
@@ -103,10 +183,43 @@ def server_memory() -> str:
     return f"{total / 1024:.0f} MiB anon RSS" if total else "n/a"
 
 
+def _server_cpu_s(eng: Engine) -> float | None:
+    """CPU seconds used so far by the PostgreSQL backends connected to this database (from
+    /proc: the server must run on this machine); None for SQLite or a remote server."""
+    storage = eng.storage
+    if getattr(storage, "dialect_name", "") != "postgresql":
+        return None
+    with storage.engine.connect() as conn:  # type: ignore[attr-defined]
+        pids = conn.execute(
+            sa.text(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                "AND application_name = ''"
+            )
+        ).scalars()
+        total, tick = 0.0, os.sysconf("SC_CLK_TCK")
+        for pid in pids:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                return None
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 def measure_search(eng: Engine, mode: str, n: int, rng: random.Random) -> dict[str, float]:
-    for q in QUERIES:  # warm the caches once
+    """Latency percentiles of ``n`` searches, and the CPU each took (this process + the
+    database's backends): what the latency would be on an idle machine, near enough, when other
+    work shares the cores."""
+    for q in QUERIES:  # warm the caches once (and open the pool's connections)
         eng.search(q, mode=mode, limit=20)  # type: ignore[arg-type]
-    return percentiles(timed(lambda: eng.search(rng.choice(QUERIES), mode=mode, limit=20), n))  # type: ignore[arg-type]
+    cpu0, server0 = time.process_time(), _server_cpu_s(eng)
+    out = percentiles(timed(lambda: eng.search(rng.choice(QUERIES), mode=mode, limit=20), n))  # type: ignore[arg-type]
+    cpu = time.process_time() - cpu0
+    server1 = _server_cpu_s(eng)
+    if server0 is not None and server1 is not None:
+        cpu += server1 - server0
+    out["cpu_ms_per_query"] = round(cpu * 1000 / n, 2)
+    return out
 
 
 def measure_listing(eng: Engine, n: int, rng: random.Random) -> dict[str, dict[str, float]]:
@@ -132,13 +245,29 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=300)
     ap.add_argument("--keep", type=Path, help="SQLite: keep the database at this path")
     ap.add_argument("--json", type=Path, help="also write the figures here")
+    ap.add_argument(
+        "--bulk",
+        action="store_true",
+        help="PostgreSQL: drop the secondary indexes, ingest, then build them (counted in)",
+    )
+    ap.add_argument(
+        "--reuse",
+        action="store_true",
+        help="PostgreSQL: measure the database --db as it is (no emptying, no ingest)",
+    )
+    ap.add_argument(
+        "--vectors",
+        type=int,
+        default=0,
+        help="PostgreSQL: add random 384-d vectors for the newest N papers and their HNSW index",
+    )
     args = ap.parse_args()
     if args.backend == "postgres" and not args.db:
         ap.error("--backend postgres needs --db postgresql://…")
 
     with tempfile.TemporaryDirectory(prefix="paperradar-scale-") as tmp:
         corpus = args.corpus
-        if corpus is None:
+        if corpus is None and not args.reuse:
             corpus = make_corpus_file(args.n, Path(tmp) / "corpus.jsonl")
         sqlite_path: Path | None = None
         if args.backend == "sqlite":
@@ -146,23 +275,34 @@ def main() -> None:
             url = f"sqlite:///{sqlite_path}"
         else:
             url = args.db
-            empty_postgres(url)
+            if not args.reuse:
+                empty_postgres(url)
         eng = make_engine(url)
         rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         t = time.perf_counter()
-        report = eng.ingest_jsonl(corpus)
+        new = 0
+        if not args.reuse:
+            rebuild = drop_secondary_indexes(url) if args.bulk else []
+            new = eng.ingest_jsonl(corpus).new
+            create_indexes(eng, rebuild)
         ingest_s = time.perf_counter() - t
         rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        if args.backend == "postgres":
-            with eng.storage.engine.begin() as conn:  # type: ignore[attr-defined]
-                conn.execute(sa.text("ANALYZE"))
+        if args.backend == "postgres" and not args.reuse:
+            # what autovacuum does after a big load, at once: statistics and the visibility map
+            auto = eng.storage.engine.execution_options(isolation_level="AUTOCOMMIT")  # type: ignore[attr-defined]
+            with auto.connect() as conn:
+                conn.execute(sa.text("VACUUM ANALYZE"))
+        hnsw_s = None
+        if args.vectors:
+            hnsw_s = round(load_vectors(eng, eng.settings.embed_model, args.vectors), 1)
         rng = random.Random(1)
         figures: dict[str, Any] = {
             "machine": describe_host(),
             "backend": args.backend,
             "papers": eng.stats()["papers"],
             "ingest_s": round(ingest_s, 1),
-            "ingest_papers_per_s": round(report.new / ingest_s),
+            "ingest_papers_per_s": round(new / ingest_s) if new else None,
+            "hnsw_build_s": hnsw_s,
             "client_peak_rss_mib": round(rss1 / 1024),
             "client_rss_before_ingest_mib": round(rss0 / 1024),
             "size": database_size(eng, sqlite_path),
@@ -181,7 +321,12 @@ def main() -> None:
     print(f"machine: {figures['machine']}")
     print(f"backend: {args.backend}, {figures['papers']:,} papers")
     rows = [
-        ("ingest", f"{figures['ingest_s']} s = {figures['ingest_papers_per_s']:,} papers/s"),
+        (
+            "ingest",
+            f"{figures['ingest_s']} s = {figures['ingest_papers_per_s']:,} papers/s"
+            if new
+            else "not measured (--reuse)",
+        ),
         ("client peak RSS", f"{figures['client_peak_rss_mib']} MiB"),
         ("database size", ", ".join(f"{k} {v}" for k, v in figures["size"].items())),
         ("keyword search", _pct(figures["keyword"])),
@@ -189,6 +334,8 @@ def main() -> None:
     rows += [(f"listing {k}", _pct(v)) for k, v in figures["listing"].items()]
     hybrid = figures["hybrid"]
     rows.append(("hybrid search", _pct(hybrid) if isinstance(hybrid, dict) else hybrid))
+    if hnsw_s is not None:
+        rows.append(("HNSW build", f"{hnsw_s} s for {args.vectors:,} vectors"))
     if "server_memory" in figures:
         rows.append(("server memory", figures["server_memory"]))
     width = max(len(r[0]) for r in rows)
@@ -199,7 +346,8 @@ def main() -> None:
 
 
 def _pct(p: dict[str, float]) -> str:
-    return f"p50 {p['p50']} ms, p95 {p['p95']} ms, p99 {p['p99']} ms"
+    cpu = f"; CPU {p['cpu_ms_per_query']} ms/query" if "cpu_ms_per_query" in p else ""
+    return f"p50 {p['p50']} ms, p95 {p['p95']} ms, p99 {p['p99']} ms{cpu}"
 
 
 if __name__ == "__main__":

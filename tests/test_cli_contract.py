@@ -225,6 +225,17 @@ def test_bench_ir_json_shape_and_modes(tmp_path: Path) -> None:
     assert code == 2 and "fuzzy" in err
 
 
+def test_bench_ir_into_a_given_store_and_never_into_a_full_one(tmp_path: Path) -> None:
+    folder = _tiny_beir(tmp_path / "beir")
+    store = f"sqlite:///{tmp_path / 'store.db'}"
+    args = ("bench", "ir", str(folder), "--split", "train", "--store", store, "--json")
+    code, out, _ = run(tmp_path / "unused.db", *args)
+    assert code == 0 and json.loads(out)["ndcg@10"] == pytest.approx(1.0)
+    assert _papers(tmp_path / "store.db") == 3  # loaded there, kept
+    code, _out, err = run(tmp_path / "unused.db", *args)
+    assert code == 2 and "holds papers" in err and "Traceback" not in err
+
+
 def test_demo_without_serving_ingests_the_bundled_corpus_once(tmp_path: Path) -> None:
     db = tmp_path / "demo.db"
     code, out, _ = run(db, "demo", "--no-serve", "--no-embed")

@@ -585,20 +585,36 @@ def _serve(host: str | None, port: int | None, workers: int = 1) -> None:
     h, p = host or settings.host, port or settings.port
     _check_port_free(h, p)
     if workers > 1:
+        import shutil
+        import tempfile
+
+        from paperradar.metrics import METRICS_DIR_ENV
+
         # Each process builds its own app (and database pool) from the environment.
         eng = engine()
         os.environ["PAPERRADAR_DATABASE_URL"] = eng.storage.url  # migrated once, here
         eng.close()
+        # The processes' search-latency histograms meet in one folder, so /metrics reports all.
+        own_dir = not os.environ.get(METRICS_DIR_ENV)
+        if own_dir:
+            os.environ[METRICS_DIR_ENV] = tempfile.mkdtemp(prefix="paperradar-metrics-")
+        else:
+            for stale in Path(os.environ[METRICS_DIR_ENV]).glob("*.json"):
+                stale.unlink()  # an earlier run's processes
         err.print(f"paperradar is serving on http://{h}:{p} with {workers} processes")
-        uvicorn.run(
-            "paperradar.web.app:create_app_from_env",
-            factory=True,
-            host=h,
-            port=p,
-            workers=workers,
-            log_level="warning",
-            proxy_headers=True,
-        )
+        try:
+            uvicorn.run(
+                "paperradar.web.app:create_app_from_env",
+                factory=True,
+                host=h,
+                port=p,
+                workers=workers,
+                log_level="warning",
+                proxy_headers=True,
+            )
+        finally:
+            if own_dir:
+                shutil.rmtree(os.environ.pop(METRICS_DIR_ENV), ignore_errors=True)
         return
     eng = engine()
     err.print(f"paperradar is serving on http://{h}:{p}  (Ctrl-C to stop)")
@@ -795,6 +811,13 @@ def bench_ir_cmd(
     ],
     split: Annotated[str, typer.Option(help="test | train | dev")] = "test",
     mode: Annotated[str, typer.Option(help="keyword | semantic | hybrid")] = "keyword",
+    store: Annotated[
+        str | None,
+        typer.Option(
+            help="Load into this empty database (e.g. postgresql://…) instead of a temporary "
+            "SQLite file, to measure that backend's ranking."
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Retrieval quality (nDCG@10, Recall@100, MRR@10) and speed on a BEIR benchmark."""
@@ -806,7 +829,7 @@ def bench_ir_cmd(
             if cb is not None:
                 cb(done, total)
 
-        result = bench_ir(folder, split=split, mode=mode, progress=on_step)
+        result = bench_ir(folder, split=split, mode=mode, progress=on_step, store=store)
     if as_json:
         _print_json(result)
         return

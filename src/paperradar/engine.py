@@ -24,7 +24,14 @@ from paperradar.digest.smtp import RateLimit, SmtpSender, parse_smtp_url
 from paperradar.digest.subscriptions import Preferences, SubscriptionDesk
 from paperradar.digest.tokens import TokenSigner, load_or_create_secret
 from paperradar.embed import Embedder, load_embedder, normalize_rows, vector_name
-from paperradar.errors import FeatureUnavailable, InvalidId, NotFound, PaperradarError, SourceError
+from paperradar.errors import (
+    ConfigError,
+    FeatureUnavailable,
+    InvalidId,
+    NotFound,
+    PaperradarError,
+    SourceError,
+)
 from paperradar.export import ExportFormat, export_papers
 from paperradar.harvest import HarvestPlan
 from paperradar.ingest import IngestReport, ingest_batches
@@ -467,12 +474,25 @@ class Engine:
         )
         for kind, state, n in self.storage.job_counts_by_kind():
             per_kind.add(n, {"kind": kind, "state": state})
+        digest_counts = self.storage.digest_counts()
+        digests = Family(
+            "paperradar_digests",
+            "gauge",
+            "Digests per ledger state: sent, failed (for good), pending (queued or retrying).",
+        )
+        for state in sorted({"sent", "failed", *digest_counts} - {"attempts"}):
+            digests.add(digest_counts.get(state, 0), {"state": state})
+        attempts = Family(
+            "paperradar_digest_attempts",
+            "gauge",
+            "Delivery attempts of the digests in the ledger (attempts - sent - failed: retries).",
+        ).add(digest_counts.get("attempts", 0))
         stats = self.storage.stats()
         papers = Family("paperradar_papers", "gauge", "Papers stored.").add(stats["papers"])
         vectors = Family("paperradar_embeddings", "gauge", "Embedding vectors stored.").add(
             stats["embeddings"]
         )
-        return [lag, last_run, errors, depth, per_kind, papers, vectors]
+        return [lag, last_run, errors, depth, per_kind, digests, attempts, papers, vectors]
 
     def export(self, fmt: ExportFormat) -> Iterator[str]:
         return export_papers(self.storage.iter_papers(), fmt)
@@ -657,8 +677,10 @@ def bench_ir(
     mode: Mode = "keyword",
     settings: Settings | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    store: str | None = None,
 ) -> dict[str, Any]:
-    """Load a BEIR folder into a temporary store, run every query of ``split`` and score it.
+    """Load a BEIR folder into a temporary store (or the empty database ``store``), run every
+    query of ``split`` and score it.
 
     Returns nDCG@10, Recall@100, MRR@10, queries/s (query time only) and the indexing and
     embedding times, which are reported separately.
@@ -667,7 +689,10 @@ def bench_ir(
     if not data.queries:
         raise SourceError(f"no judged queries in split {split!r}", location=str(folder))
     with tempfile.TemporaryDirectory(prefix="paperradar-bench-") as tmp:
-        eng = make_engine(f"sqlite:///{tmp}/bench.db", settings=settings)
+        eng = make_engine(store or f"sqlite:///{tmp}/bench.db", settings=settings)
+        if store is not None and eng.stats()["papers"]:
+            eng.close()
+            raise ConfigError(f"--store {store} holds papers: give an empty database")
         try:
             started = time.perf_counter()
             eng.ingest(records_to_batches("beir", data.papers()))

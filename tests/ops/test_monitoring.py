@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from paperradar.engine import Engine, make_engine
+from paperradar.metrics import Registry
 from paperradar.web import create_app
 
 RSS = "arxiv_rss/laya_rss_cs.LG+cs.AI+cs.CL+stat.ML_2026-09-24.xml"
@@ -114,6 +115,8 @@ def test_metrics_in_prometheus_text_format(engine: Engine) -> None:
     per_kind = values("paperradar_jobs")
     assert per_kind[(("kind", "embed"), ("state", "queued"))] == 1
     assert values("paperradar_papers") == {(): 4.0}
+    assert values("paperradar_digests") == {(("state", "failed"),): 0, (("state", "sent"),): 0}
+    assert values("paperradar_digest_attempts") == {(): 0}
     assert values("paperradar_source_error") == {(("source", "arxiv_rss:file"),): 0.0}
 
     hist = fams["paperradar_search_latency_seconds"]
@@ -130,3 +133,36 @@ def test_metrics_in_prometheus_text_format(engine: Engine) -> None:
         (total,) = [v for name, _, v in mine if name.endswith("_sum")]
         assert 0 < total < 60 and not math.isnan(total)
         assert {lb["status"] for _, lb, _ in mine} == {"2xx"}
+
+
+def test_observed_metrics_sum_over_the_processes_sharing_a_folder(tmp_path: Path) -> None:
+    """Two registries on one folder stand for two web processes: each reports both's values."""
+    first, second = Registry(tmp_path), Registry(tmp_path)
+    h1 = first.histogram("latency_seconds", "Latency.")
+    h2 = second.histogram("latency_seconds", "Latency.")
+    c1, c2 = first.counter("sends", "Sends."), second.counter("sends", "Sends.")
+    h1.observe(0.003, route="api")
+    h2.observe(0.2, route="api")
+    h2.observe(30.0, route="page")
+    c1.inc(kind="ok")
+    c2.inc(2, kind="ok")
+    c2.inc(kind="failed")
+    for registry in (first, second):
+        fams = parse_prometheus(registry.render())
+        samples = fams["latency_seconds"]["samples"]
+        assert isinstance(samples, list)
+        got = {(n, lb.get("route"), lb.get("le")): v for n, lb, v in samples}
+        assert got[("latency_seconds_count", "api", None)] == 2
+        assert got[("latency_seconds_bucket", "api", "0.005")] == 1
+        assert got[("latency_seconds_bucket", "api", "0.25")] == 2
+        assert got[("latency_seconds_bucket", "page", "10")] == 0
+        assert got[("latency_seconds_bucket", "page", "+Inf")] == 1
+        assert got[("latency_seconds_sum", "api", None)] == pytest.approx(0.203)
+        sends = fams["sends"]["samples"]
+        assert isinstance(sends, list)
+        assert {lb["kind"]: v for _, lb, v in sends} == {"ok": 3, "failed": 1}
+    # a process on its own folder (or none) reports only its own
+    alone = Registry(tmp_path / "other").histogram("latency_seconds", "Latency.")
+    alone.observe(0.1)
+    (count,) = [v for n, _, v in alone.family().samples if n == "_count"]
+    assert count == 1

@@ -3,6 +3,7 @@ app factory from the environment, all answering from the same database."""
 
 from __future__ import annotations
 
+import re
 import socket
 import time
 from pathlib import Path
@@ -48,5 +49,14 @@ def test_serve_with_two_worker_processes(tmp_path: Path, spawn: Any) -> None:
         assert totals == {397}
         hits = client.get("/api/v1/search", params={"q": "neural"}).json()["hits"]
         assert hits
+    # one connection per request, so that both processes answer some of them
+    for q in ("graph", "learning", "vision", "robot", "speech"):
+        assert httpx.get(f"{base}/api/v1/search", params={"q": q}, timeout=10).status_code == 200
+    searched = re.compile(
+        r'^paperradar_search_latency_seconds_count\{route="api",status="2xx"\} (\S+)$', re.M
+    )
+    for _ in range(8):  # every process reports the searches of both
+        body = httpx.get(f"{base}/metrics", timeout=10).text
+        assert [float(v) for v in searched.findall(body)] == [6.0], body
     proc.terminate()
     assert proc.wait(timeout=20) == 0

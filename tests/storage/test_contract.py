@@ -162,6 +162,41 @@ def test_written_paper_reads_back_field_for_field(storage: Storage) -> None:
     assert storage.get_papers(["missing", "2403.01234"]) == [p]
 
 
+def test_a_big_batch_of_new_papers_reads_back_field_for_field(storage: Storage) -> None:
+    """600 new papers in one write: PostgreSQL writes such a batch with COPY, so the text
+    escaping (tabs, newlines, backslashes, ``\\N``, quotes), NULLs and JSON fields must survive."""
+    batch = [
+        Paper(
+            id=f"2404.{i:05d}",
+            title=f"Batch paper {i}\twith a tab, a \\N, a backslash \\ and 'quotes'",
+            abstract=f'Line one of {i}.\nLine two: ünïcode, "double" quotes, \r end.'
+            if i % 2
+            else "",
+            authors=[Author(f"Author {i}", ["Lab\tA"] if i % 3 == 0 else []), Author("Ada")],
+            arxiv_id=f"2404.{i:05d}",
+            version=1 + i % 3 if i % 4 else None,
+            doi=f"10.1/{i}" if i % 5 == 0 else None,
+            categories=["cs.LG", "stat.ML"] if i % 2 else ["math.CO"],
+            primary_category="cs.LG" if i % 2 else None,
+            published=dt(2024, 4, 1 + i % 28) if i % 7 else None,
+            upvotes=i if i % 6 else None,
+            links={"pdf": f"https://arxiv.org/pdf/2404.{i:05d}"},
+            sources=["snapshot"],
+            extra={"n": i, "text": "a\\b\tc"},
+            first_seen=dt(2024, 5, 1),
+        )
+        for i in range(600)
+    ]
+    storage.write_papers(batch)
+    assert storage.get_papers([p.id for p in batch]) == batch
+    assert storage.count_papers() == 600
+    storage.write_papers(batch[:3])  # written again: nothing new, nothing changed
+    assert storage.count_papers() == 600
+    assert storage.get_papers([p.id for p in batch[:3]]) == batch[:3]
+    hits = storage.keyword_search(parse_query("backslash quotes"), PaperFilter(), limit=5)
+    assert len(hits) == 5
+
+
 def test_find_related_matches_by_id_doi_and_title_key(loaded: Storage) -> None:
     by_id = paper("2301.00001", "Something else entirely")
     by_doi = paper("x1", "Unrelated", doi="10.1000/covid.1")

@@ -433,6 +433,11 @@ class Storage(Protocol):
         """(kind, state, number of jobs) for every kind and state present, for monitoring."""
         ...
 
+    def digest_counts(self) -> dict[str, int]:
+        """Digests in the ledger per state (``sent``, ``failed``, …) and ``attempts``: the
+        delivery attempts of them all, for monitoring."""
+        ...
+
     # operations
     def schema_revision(self) -> tuple[str | None, str]:
         """(the database's migration revision, the newest revision this code knows)."""

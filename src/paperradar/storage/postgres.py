@@ -9,27 +9,36 @@ one HNSW (cosine) index per model, created at the first write of that model's ve
 from __future__ import annotations
 
 import hashlib
+import math
+import time
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
 
 from paperradar.errors import InvalidQuery, StorageError
+from paperradar.model import Paper
 from paperradar.querylang import Query
 from paperradar.storage.base import Cursor, KeywordHit, PaperFilter
 from paperradar.storage.pgfts import (
     TSV,
+    CompiledTsQuery,
     compile_tsquery,
     excluded_tsquery,
     matches,
     rank_expression,
 )
 from paperradar.storage.schema import embeddings, papers
-from paperradar.storage.sql import SqlStorage, _chunks
+from paperradar.storage.sql import SqlStorage, _chunks, paper_to_row
 
 __all__ = ["PostgresStorage", "driver_url"]
 
+# Keyword search in a large corpus ranks only the newest matches (PostgresStorage._ranked).
+EXACT_RANK_MAX = 20_000  # up to this many papers (by pk), every match is ranked
+RANK_CANDIDATES = 300  # beyond: the newest this many matches
+COPY_MIN_ROWS = 500  # a batch of new papers at least this big is written with COPY
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 64
 MIN_EF_SEARCH = 40
@@ -64,8 +73,21 @@ class PostgresStorage(SqlStorage):
 
     def __init__(self, url: str, *, pool_size: int = 5) -> None:
         try:
+            sa_url = sa.make_url(driver_url(url))
+            # JIT compiling a search's expressions costs more (tens of ms) than it saves, and
+            # parallel workers for one search slow the others down on a busy server (at 1 M
+            # papers under load: 1.2 s → 0.55 s for the slowest query). A URL's own options win.
+            connect_args = (
+                {}
+                if "options" in sa_url.query
+                else {"options": "-c jit=off -c max_parallel_workers_per_gather=0"}
+            )
             engine = sa.create_engine(
-                driver_url(url), pool_size=pool_size, max_overflow=10, pool_pre_ping=True
+                sa_url,
+                pool_size=pool_size,
+                max_overflow=10,
+                pool_pre_ping=True,
+                connect_args=connect_args,
             )
         except (ImportError, sa.exc.ArgumentError) as exc:
             raise StorageError(
@@ -84,6 +106,39 @@ class PostgresStorage(SqlStorage):
                 ).first()
             )
         self._indexed: set[tuple[str, int]] = set()
+        self._top_pk: tuple[float, int] = (-math.inf, 0)  # (when read, max(pk))
+
+    # -- writes: COPY for batches of new papers -----------------------------------------------
+    def _write(
+        self, conn: sa.Connection, upserts: Sequence[Paper], deletes: Sequence[str], now: datetime
+    ) -> None:
+        """A big batch of papers none of which is stored yet (a first import) goes in with one
+        ``COPY`` (26 % less CPU, client and server, than the multi-row INSERT: 20 k papers, 18.8
+        against 25.3 CPU-seconds); anything else (updates, deletes, versions, small batches) takes
+        the common path."""
+        ids = [p.id for p in upserts]
+        if (
+            deletes
+            or len(upserts) < COPY_MIN_ROWS
+            or len(set(ids)) != len(ids)
+            or any(p.versions for p in upserts)
+            or conn.execute(
+                sa.select(papers.c.pk)
+                .where(papers.c.id == sa.func.any(sa.bindparam("ids")))
+                .limit(1),
+                {"ids": ids},
+            ).first()
+        ):
+            super()._write(conn, upserts, deletes, now)
+            return
+        rows = [paper_to_row(p, now) for p in upserts]
+        columns = list(rows[0])
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        statement = f"COPY papers ({', '.join(columns)}) FROM STDIN"
+        with raw.cursor() as cur, cur.copy(statement) as copy:  # type: ignore[attr-defined]
+            for row in rows:
+                copy.write_row([row[c] for c in columns])
 
     # -- keyword search: the generated tsvector column needs no maintenance --------------------
     def _fts_delete(self, conn: sa.Connection, pks: Sequence[int]) -> None:
@@ -110,22 +165,52 @@ class PostgresStorage(SqlStorage):
         compiled = compile_tsquery(query, require_all=require_all)
         if compiled is None:
             return []
-        score = rank_expression(compiled.rank)
         conds = [*compiled.conditions, *self._where(flt)]
         if compiled.match is not None:
             conds.append(matches(TSV, compiled.match))
-        q = sa.select(papers.c.pk, papers.c.id, score.label("score")).where(*conds)
-        if after is not None and isinstance(after.value, float | int):
-            value = float(after.value)
-            q = q.where(sa.or_(score < value, sa.and_(score == value, papers.c.pk < after.pk)))
-        q = q.order_by(sa.desc("score"), papers.c.pk.desc()).limit(limit)
         try:
             with self.engine.connect() as conn:
-                return [KeywordHit(r.pk, r.id, float(r.score)) for r in conn.execute(q)]
+                return self._ranked(conn, compiled, conds, limit, after)
         except sa.exc.DataError as exc:
             raise InvalidQuery(f"the keyword index rejected the query: {exc.orig}") from exc
         except sa.exc.SQLAlchemyError as exc:
             raise StorageError(f"keyword search failed: {exc}") from exc
+
+    def _ranked(
+        self,
+        conn: sa.Connection,
+        compiled: CompiledTsQuery,
+        conds: list[sa.ColumnElement[bool]],
+        limit: int,
+        after: Cursor | None,
+    ) -> list[KeywordHit]:
+        """The best ``limit`` matches by ``ts_rank``.
+
+        Ranking reads and scores every ranked row, and an OR of common words matches most of a
+        large corpus (11 s at 1 M papers to rank them all). So in a corpus of more than
+        ``EXACT_RANK_MAX`` papers only the newest ``RANK_CANDIDATES`` matches (by pk, the order
+        papers arrived in) are ranked: an index walk from the newest paper for common words, a
+        bitmap scan and a top-N sort for rare ones. Up to that size every match is ranked."""
+        rows: Any = sa.select(papers.c.pk, papers.c.id, TSV.label("tsv")).where(*conds)
+        if self._largest_pk(conn) > EXACT_RANK_MAX:
+            rows = rows.order_by(papers.c.pk.desc()).limit(max(RANK_CANDIDATES, limit))
+        candidates = rows.subquery("candidates")
+        score = rank_expression(compiled.rank, candidates.c.tsv)
+        q = sa.select(candidates.c.pk, candidates.c.id, score.label("score"))
+        if after is not None and isinstance(after.value, float | int):
+            value = float(after.value)
+            q = q.where(sa.or_(score < value, sa.and_(score == value, candidates.c.pk < after.pk)))
+        q = q.order_by(sa.desc("score"), candidates.c.pk.desc()).limit(limit)
+        return [KeywordHit(r.pk, r.id, float(r.score)) for r in conn.execute(q)]
+
+    def _largest_pk(self, conn: sa.Connection) -> int:
+        """``max(pk)``, read at most once a minute (it only decides how search ranks)."""
+        read_at, top = self._top_pk
+        now = time.monotonic()
+        if now - read_at > 60:
+            top = int(conn.execute(sa.select(sa.func.max(papers.c.pk))).scalar() or 0)
+            self._top_pk = (now, top)
+        return top
 
     # -- vectors ---------------------------------------------------------------------------------
     def write_embeddings(self, model: str, rows: Sequence[tuple[int, str, bytes]]) -> None:

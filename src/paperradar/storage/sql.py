@@ -1431,6 +1431,18 @@ class SqlStorage:
         with self.engine.connect() as conn:
             return [(r[0], r[1], int(r[2])) for r in conn.execute(q)]
 
+    def digest_counts(self) -> dict[str, int]:
+        q = sa.select(
+            digest_ledger.c.state,
+            sa.func.count(),
+            sa.func.coalesce(sa.func.sum(digest_ledger.c.attempts), 0),
+        ).group_by(digest_ledger.c.state)
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).all()
+        out = {str(r[0]): int(r[1]) for r in rows}
+        out["attempts"] = sum(int(r[2]) for r in rows)
+        return out
+
     def schema_revision(self) -> tuple[str | None, str]:
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS))

@@ -1,8 +1,9 @@
 """``/metrics`` (Prometheus text format) and the search-latency timer of the web app.
 
 Gauges come from ``Engine.metrics()`` (read from the database at each scrape, so every web
-process answers alike); the search-latency histogram is observed in this process by
-:class:`SearchTimingMiddleware` around the search routes.
+process answers alike); the search-latency histogram is observed by
+:class:`SearchTimingMiddleware` around the search routes, in every web process sharing the
+folder ``PAPERRADAR_METRICS_DIR`` (``serve --workers N`` makes one), else in this process.
 """
 
 from __future__ import annotations
@@ -25,12 +26,13 @@ SEARCH_ROUTES = {"/api/v1/search": "api", "/search": "page"}
 
 
 def make_registry(engine: Engine) -> tuple[Registry, Histogram]:
-    """The app's registry: the engine's database gauges plus this process's search latency."""
+    """The app's registry: the engine's database gauges plus the search latency (of every web
+    process when ``PAPERRADAR_METRICS_DIR`` names a shared folder)."""
     registry = Registry()
     registry.collector(engine.metrics)
     latency = registry.histogram(
         "paperradar_search_latency_seconds",
-        "Time to answer a search request (route: api or page), in this web process.",
+        "Time to answer a search request (route: api or page), in all web processes.",
     )
     return registry, latency
 
