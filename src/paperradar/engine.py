@@ -34,7 +34,7 @@ from paperradar.search.fusion import make_fuse
 from paperradar.search.indexing import EmbedProgress, EmbedReport, embed_backlog
 from paperradar.search.metrics import mean, mrr_at_k, ndcg_at_k, recall_at_k
 from paperradar.search.service import Hit, Mode, SearchResult, Sort, VectorSearch, search_papers
-from paperradar.search.similar import similar_by_keywords
+from paperradar.search.similar import SAMPLE, TermStats, similar_by_keywords
 from paperradar.search.trending import trending_papers
 from paperradar.search.vector import IndexInfo, VectorIndex, index_path_for
 from paperradar.sources import Batch, records_to_batches
@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 
 OnBatch = Callable[[Batch, IngestReport], None]
 Window = Literal["day", "week", "month"]
+TERM_STATS_TTL_S = 3600.0  # word statistics of "more like this" are re-sampled hourly
 WINDOWS: dict[str, timedelta] = {
     "day": timedelta(days=1),
     "week": timedelta(days=7),
@@ -70,6 +71,7 @@ class Engine:
         self._papers_count: int | None = None
         self._papers_counted = 0.0
         self._signer: TokenSigner | None = None
+        self._term_stats: tuple[float, TermStats] | None = None
 
     def close(self) -> None:
         self.storage.close()
@@ -350,9 +352,17 @@ class Engine:
         by_vector = self._similar_by_vectors(seeds, limit)
         if by_vector is not None:
             return by_vector
-        hits = similar_by_keywords(self.storage, seeds, limit)
+        hits = similar_by_keywords(self.storage, seeds, limit, self._word_stats())
         papers = self.storage.papers_by_pk([h.pk for h in hits])
         return [Hit(papers[h.pk], h.score, ["keyword"]) for h in hits if h.pk in papers]
+
+    def _word_stats(self) -> TermStats:
+        """Document frequencies over the newest ``SAMPLE`` papers, re-read hourly."""
+        now = time.monotonic()
+        if self._term_stats is None or now - self._term_stats[0] > TERM_STATS_TTL_S:
+            rows = self.storage.list_papers(PaperFilter(), sort="first_seen", limit=SAMPLE)
+            self._term_stats = (now, TermStats.from_papers(p for p, _ in rows))
+        return self._term_stats[1]
 
     def _similar_by_vectors(self, seeds: Sequence[Paper], limit: int) -> list[Hit] | None:
         """Nearest neighbours of the seeds' centroid; None when there are no vectors."""

@@ -22,7 +22,7 @@ from paperradar.search.service import Hit
 from paperradar.storage.base import PaperFilter
 from paperradar.web.errors import BadParameter
 from paperradar.web.params import check_category, check_source, paper_url, parse_day
-from paperradar.web.render import TTLCache, engine_of
+from paperradar.web.render import TTLCache, engine_of, trending_of
 from paperradar.web.subscribe import subscribe_with
 
 __all__ = ["paper_json", "router"]
@@ -135,7 +135,7 @@ def trending(
     limit: Limit = 20,
 ) -> JSONResponse:
     """The papers of the window with the most reader signal."""
-    papers = engine_of(request).trending(window=window, limit=limit)
+    papers = trending_of(request, window, limit)
     return JSONResponse({"window": window, "papers": [paper_json(request, p) for p in papers]})
 
 
