@@ -16,12 +16,14 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from paperradar.model import Paper
 from paperradar.querylang import Query
 from paperradar.storage import KeywordHit, PaperFilter, Storage
 from paperradar.storage.fts import STOP_WORDS
 
-__all__ = ["TermStats", "more_like_this_query", "similar_by_keywords"]
+__all__ = ["PoolMoreLikeThis", "TermStats", "more_like_this_query", "similar_by_keywords"]
 
 _WORD = re.compile(r"[^\W\d_]{3,}")
 TITLE_WEIGHT = 3
@@ -85,3 +87,54 @@ def similar_by_keywords(
     own = {p.id for p in papers}
     hits = storage.keyword_search(query, PaperFilter(), limit=limit + len(own))
     return [h for h in hits if h.id not in own][:limit]
+
+
+class PoolMoreLikeThis:
+    """ "More like this" among a fixed set of papers (a digest run's candidates), in memory: the
+    words of :func:`more_like_this_query`, each candidate scored BM25-style on them (title words
+    count ``TITLE_WEIGHT`` times, as in the query). One pass over the candidates' words when
+    built, then about a millisecond per seed set: what a keyword query over the whole collection
+    would rank, restricted to the papers that can be picked anyway."""
+
+    K1 = 1.2
+    B = 0.75
+
+    def __init__(self, papers: Sequence[Paper], stats: TermStats) -> None:
+        self.stats = stats
+        self.ids = [p.id for p in papers]
+        self._pos = {pid: i for i, pid in enumerate(self.ids)}
+        rows: dict[str, list[int]] = {}
+        tfs: dict[str, list[float]] = {}
+        lengths = np.zeros(len(papers))
+        common = {w for w in stats.df if stats.common(w)}  # never query terms (see MAX_DF)
+        for i, p in enumerate(papers):
+            title = _words(p.title)
+            counts = Counter(_words(p.abstract))
+            for w in title:
+                counts[w] += TITLE_WEIGHT
+            lengths[i] = counts.total()
+            for w in counts.keys() - common:
+                rows.setdefault(w, []).append(i)
+                tfs.setdefault(w, []).append(float(counts[w]))
+        avg = float(lengths.mean()) if len(papers) and lengths.mean() > 0 else 1.0
+        self._norm = self.K1 * (1.0 - self.B + self.B * lengths / avg)
+        self._postings = {w: (np.array(rows[w], dtype=np.int64), np.array(tfs[w])) for w in rows}
+
+    def similar(self, seeds: Sequence[Paper], limit: int) -> list[str]:
+        """Ids of the candidates most like ``seeds`` (never a seed), best first."""
+        if not self.ids or not seeds:
+            return []
+        scores = np.zeros(len(self.ids))
+        for term in more_like_this_query(seeds, self.stats).terms:
+            found = self._postings.get(term)
+            if found is None:
+                continue
+            rows, tf = found
+            scores[rows] += self.stats.idf(term) * tf * (self.K1 + 1.0) / (tf + self._norm[rows])
+        for p in seeds:
+            i = self._pos.get(p.id)
+            if i is not None:
+                scores[i] = 0.0
+        hits = np.flatnonzero(scores > 0)
+        order = hits[np.lexsort((hits, -scores[hits]))][:limit]
+        return [self.ids[int(i)] for i in order]
