@@ -11,9 +11,10 @@ from collections import Counter
 from datetime import UTC, datetime, time
 from typing import Annotated, Any, Literal
 
+import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse as _StdJSONResponse
 from pydantic import BaseModel, Field
 
 from paperradar.engine import Engine
@@ -24,6 +25,14 @@ from paperradar.web.errors import BadParameter
 from paperradar.web.params import check_category, check_source, paper_url, parse_day
 from paperradar.web.render import TTLCache, engine_of, trending_of
 from paperradar.web.subscribe import subscribe_with
+
+
+class JSONResponse(_StdJSONResponse):
+    """The same compact UTF-8 JSON, encoded by orjson (several times faster than ``json``)."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+
 
 __all__ = ["paper_json", "router"]
 
