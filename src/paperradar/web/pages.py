@@ -27,6 +27,7 @@ from paperradar.web.params import (
     category_url,
     check_category,
     compose_query,
+    id_path,
     paper_url,
     parse_day,
     parse_year,
@@ -244,9 +245,9 @@ def similar_page(
         return renderer_of(request).page("_similar.html", similar=similar)
     return renderer_of(request).page(
         "collection.html",
-        heading=f"Similar to {paper.title}",
-        kind="similar",
-        request_path=f"/similar/{paper.id}",
+        heading=paper.title,
+        kind="similar to",
+        request_path="/similar/" + id_path(paper.id),
         intro=f"Papers like {paper.title}.",
         papers=[h.paper for h in similar],
         next_cursor=None,
