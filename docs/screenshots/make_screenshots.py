@@ -57,6 +57,8 @@ def main() -> None:
                 page.goto(url)
                 if name != "paper":
                     page.locator("main .card details").first.evaluate("d => d.open = true")
+                else:  # similar papers load after the page
+                    page.locator("aside.similar .card").first.wait_for()
                 page.screenshot(path=str(OUT / f"{name}-{scheme}.png"))
             ctx.close()
         phone = browser.new_context(

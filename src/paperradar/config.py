@@ -68,6 +68,7 @@ class Settings(BaseSettings):
     base_url: str = "http://127.0.0.1:8000"
     cors_origins: list[str] = Field(default_factory=list)
     rate_limit_per_minute: int = 600
+    web_cache_s: float = 10.0  # public pages are answered from memory this long (0: off)
 
     # Mail
     smtp_url: str = "smtp://127.0.0.1:25"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import logging
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import closing
@@ -42,7 +43,12 @@ from paperradar.search.fusion import make_fuse
 from paperradar.search.indexing import EmbedProgress, EmbedReport, embed_backlog
 from paperradar.search.metrics import mean, mrr_at_k, ndcg_at_k, recall_at_k
 from paperradar.search.service import Hit, Mode, SearchResult, Sort, VectorSearch, search_papers
-from paperradar.search.similar import similar_by_keywords
+from paperradar.search.similar import (
+    SAMPLE,
+    PoolMoreLikeThis,
+    TermStats,
+    similar_by_keywords,
+)
 from paperradar.search.trending import trending_papers
 from paperradar.search.vector import IndexInfo, VectorIndex, index_path_for
 from paperradar.sources import Batch, prefetched, records_to_batches
@@ -59,6 +65,7 @@ log = logging.getLogger(__name__)
 
 OnBatch = Callable[[Batch, IngestReport], None]
 Window = Literal["day", "week", "month"]
+TERM_STATS_TTL_S = 3600.0  # word statistics of "more like this" are re-sampled hourly
 WINDOWS: dict[str, timedelta] = {
     "day": timedelta(days=1),
     "week": timedelta(days=7),
@@ -78,6 +85,7 @@ class Engine:
         self._papers_count: int | None = None
         self._papers_counted = 0.0
         self._signer: TokenSigner | None = None
+        self._term_stats: tuple[float, TermStats] | None = None
 
     def close(self) -> None:
         self.storage.close()
@@ -318,11 +326,16 @@ class Engine:
         len(index)
         return index.info()
 
+    def _nothing_embedded(self) -> bool:
+        """No vectors of the configured model are stored yet (and no index is loaded)."""
+        if self._index is not None or self._embedder_error is not None:
+            return False
+        stored_as = vector_name(self.settings.embed_model)
+        return stored_as is not None and not self.storage.count_embeddings(stored_as)
+
     def _vector_search(self) -> VectorSearch | None:
-        if self._index is None and self._embedder_error is None:
-            stored_as = vector_name(self.settings.embed_model)
-            if stored_as is not None and not self.storage.count_embeddings(stored_as):
-                return None  # nothing embedded yet: don't load the model for nothing
+        if self._nothing_embedded():
+            return None  # don't load the model for nothing
         model = self.embedder()
         index = self.vector_index()
         if model is None or index is None or len(index) == 0:
@@ -359,12 +372,22 @@ class Engine:
         by_vector = self._similar_by_vectors(seeds, limit)
         if by_vector is not None:
             return by_vector
-        hits = similar_by_keywords(self.storage, seeds, limit)
+        hits = similar_by_keywords(self.storage, seeds, limit, self._word_stats())
         papers = self.storage.papers_by_pk([h.pk for h in hits])
         return [Hit(papers[h.pk], h.score, ["keyword"]) for h in hits if h.pk in papers]
 
+    def _word_stats(self) -> TermStats:
+        """Document frequencies over the newest ``SAMPLE`` papers, re-read hourly."""
+        now = time.monotonic()
+        if self._term_stats is None or now - self._term_stats[0] > TERM_STATS_TTL_S:
+            rows = self.storage.list_papers(PaperFilter(), sort="first_seen", limit=SAMPLE)
+            self._term_stats = (now, TermStats.from_papers(p for p, _ in rows))
+        return self._term_stats[1]
+
     def _similar_by_vectors(self, seeds: Sequence[Paper], limit: int) -> list[Hit] | None:
         """Nearest neighbours of the seeds' centroid; None when there are no vectors."""
+        if not seeds or self._nothing_embedded():
+            return None  # don't load the model for nothing
         index = self.vector_index()
         model = self._embedder
         if index is None or model is None or len(index) == 0 or not seeds:
@@ -644,11 +667,23 @@ class Engine:
             text = f"{query} since:{days}d" if use_since and "since:" not in query else query
             return [h.paper.id for h in self.search(text, limit=depth).hits]
 
+        in_pool: list[PoolMoreLikeThis] = []
+        lock = threading.Lock()
+
         def similar(seeds: tuple[str, ...]) -> list[str]:
-            known = [p.id for p in self.storage.get_papers(list(seeds))]
+            known = self.storage.get_papers(list(seeds))
             if not known:
                 return []
-            return [h.paper.id for h in self.more_like_these(known, limit=depth)]
+            by_vector = self._similar_by_vectors(known, depth)
+            if by_vector is not None:
+                return [h.paper.id for h in by_vector]
+            # No vectors: "more like this" among the candidates, in memory (the keyword query's
+            # words, scored over the papers that can be picked) instead of a keyword query over
+            # the whole collection per followed paper.
+            with lock:
+                if not in_pool:
+                    in_pool.append(PoolMoreLikeThis(pool.papers, self._word_stats()))
+            return in_pool[0].similar(known, depth)
 
         return Composer(
             pool,

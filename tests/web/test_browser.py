@@ -162,6 +162,7 @@ def test_paper_page_from_a_card(page: Any) -> None:
     )
     page.click("text=BibTeX >> nth=-1")  # the <summary>
     assert page.inner_text("pre.bibtex").startswith("@article{")
+    page.locator("aside.similar .card").first.wait_for()  # loaded by app.js after the page
     assert page.locator("aside.similar .card").count() > 0
 
 

@@ -114,7 +114,15 @@ def test_paper_page_has_metadata_versions_cite_and_canonical(client: TestClient)
     assert '<link rel="canonical" href="http://testserver/paper/2403.00001">' in html
     assert "v1" in html and "v2" in html and "Analytical Engine Lab" in html
     assert 'href="/cite/bibtex/2403.00001"' in html
-    assert "Similar papers" in html and len(titles(html)) > 0
+    # Similar papers load after the page (app.js fetches the fragment the page names); once
+    # this process has them, the page shows them at once.
+    assert "Similar papers" in html and 'data-load="/similar/2403.00001?fragment=true"' in html
+    fragment = client.get("/similar/2403.00001", params={"fragment": "true"}).text
+    assert len(titles(fragment)) > 0 and "<html" not in fragment
+    assert 'href="/paper/2403.00001"' not in fragment
+    client.app.state.response_cache.clear()  # else the page is the one answered above
+    assert titles(client.get("/paper/2403.00001").text) == titles(fragment)
+    assert len(titles(client.get("/similar/2403.00001").text)) > 0  # the page without script
     bib = client.get("/cite/bibtex/2403.00001")
     assert bib.headers["content-disposition"] == 'attachment; filename="2403.00001.bib"'
     assert bib.text.startswith("@article{")

@@ -29,7 +29,13 @@ import numpy.typing as npt
 
 from paperradar.errors import PaperradarError
 from paperradar.model import Paper
-from paperradar.rank.personal import blend, fit_linear, hashed_vectors, mmr, rank_scores
+from paperradar.rank.personal import (
+    fit_linear,
+    hashed_vectors,
+    mmr,
+    normalize_scores,
+    rank_scores,
+)
 from paperradar.storage import Cursor, PaperFilter, Storage
 from paperradar.storage.base import Subscription
 
@@ -162,6 +168,13 @@ class Composer:
         self._cache: dict[tuple[str, str], FloatArray] = {}
         self._errors: dict[str, str] = {}
         self._authors: list[str] | None = None
+        self._emb: FloatArray | None = None
+        # What every digest of the run shares, computed once: the normalised trending scores,
+        # the threshold of the top trending fifth, a row of zeros.
+        self._trending_norm = normalize_scores(pool.trending)
+        self._trending_top = _top_quantile(pool.trending)
+        self._zeros = np.zeros(len(pool.papers))
+        self._zeros.flags.writeable = False
 
     # -- cached signals over the pool --------------------------------------------------------
     def _hits_to_scores(self, ids: list[str]) -> FloatArray:
@@ -187,6 +200,8 @@ class Composer:
     ) -> None:
         """Run the distinct searches of a whole run up front, ``workers`` at a time (the
         database does the work outside the GIL), so composing each digest only reads caches."""
+        if not self.pool.papers:
+            return  # nothing to pick from: no digest reads a search
         todo_q = [q for q in dict.fromkeys(queries) if ("q", q) not in self._cache]
         groups: list[tuple[str, ...]] = []
         for seeds in seed_sets:
@@ -240,7 +255,7 @@ class Composer:
         return out
 
     def _embedding_matrix(self) -> FloatArray | None:
-        if "emb" not in {k[0] for k in self._cache} and self.pool.embeddings:
+        if self._emb is None and self.pool.embeddings:
             dims = {v.shape[0] for v in self.pool.embeddings.values()}
             if len(dims) != 1:
                 return None
@@ -250,8 +265,8 @@ class Composer:
                 v = self.pool.embeddings.get(p.id)
                 if v is not None:
                     mat[i] = v
-            self._cache[("emb", "")] = mat
-        return self._cache.get(("emb", ""))
+            self._emb = mat
+        return self._emb
 
     # -- one subscriber -----------------------------------------------------------------------
     def compose(
@@ -314,20 +329,24 @@ class Composer:
         personal = np.zeros(n)
         for name, arr in parts.items():
             personal += WEIGHTS[name] * arr
-        if not parts:  # "just trending" (or nothing else given)
-            score = blend(personal, pool.trending, 1.0)
+        if not parts:  # "just trending" (or nothing else given): blend(personal, trending, 1)
+            score = self._trending_norm
             keep = eligible & pool.is_trending
-        else:
-            score = blend(personal, pool.trending, self.trending_weight)
+        else:  # blend(personal, trending, w), with the trending half computed once per run
+            tw = min(max(self.trending_weight, 0.0), 1.0)
+            score = (1.0 - tw) * normalize_scores(personal) + tw * self._trending_norm
             keep = eligible & ((personal > 0) | pool.is_trending)
             if not it.trending:
-                keep &= (personal > 0) | (pool.trending >= _top_quantile(pool.trending))
+                keep &= (personal > 0) | (pool.trending >= self._trending_top)
         idx = np.flatnonzero(keep & (score > 0))
         if idx.size == 0:
             return []
         k = max(1, sub.max_items)
         shortlist = idx[np.argsort(-score[idx], kind="stable")][: 3 * k]
         picked = mmr(score[shortlist], pool.vectors[shortlist], k)
+        zeros = self._zeros
+        similar, centroid = parts.get("similar", zeros), parts.get("centroid", zeros)
+        model = parts.get("model", zeros)
         out: list[DigestItem] = []
         for j in picked:
             i = int(shortlist[j])
@@ -336,12 +355,9 @@ class Composer:
             reasons += [f'matches "{q}"' for q, s in why_q if s[i] > 0]
             reasons += [f"in {c}" for c, m in why_c if m[i] > 0]
             reasons += [f"by {a}" for a, m in why_a if m[i] > 0]
-            if (
-                parts.get("similar", np.zeros(n))[i] > 0
-                or parts.get("centroid", np.zeros(n))[i] > 0.5
-            ):
+            if similar[i] > 0 or centroid[i] > 0.5:
                 reasons.append("like papers you follow or liked")
-            if parts.get("model", np.zeros(n))[i] > 0.2:
+            if model[i] > 0.2:
                 reasons.append("fits your ratings")
             trend = _trend_reason(p) if pool.is_trending[i] else None
             if trend:

@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from email.header import Header
 from email.message import EmailMessage
-from email.utils import format_datetime, formataddr, parseaddr
+from email.utils import format_datetime, formataddr
+from email.utils import parseaddr as _parseaddr
+from functools import lru_cache
 from typing import Any
 
 import jinja2
@@ -74,6 +76,13 @@ def _header(value: str) -> str:
     """A header value, RFC 2047-encoded when it is not ASCII; no line breaks ever."""
     value = " ".join(value.split())
     return value if value.isascii() else Header(value, "utf-8").encode()
+
+
+@lru_cache(maxsize=1024)
+def parseaddr(value: str) -> tuple[str, str]:
+    """``email.utils.parseaddr``, remembered: a run parses the same sender for every mail and
+    each recipient twice (a millisecond each time in the ``email`` package)."""
+    return _parseaddr(value)
 
 
 def _address(value: str) -> str:

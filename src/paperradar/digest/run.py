@@ -72,6 +72,31 @@ class DigestReport:
 TrendingFn = Callable[[str, datetime], list[tuple[Paper, float]]]
 
 
+@dataclass(frozen=True, slots=True)
+class _PaperRow:
+    title: str
+    authors: str
+    meta: str
+    summary: str
+    url: str
+    pdf_url: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    """One item of a mail, as the templates read it (attributes: Jinja's fast path)."""
+
+    title: str
+    authors: str
+    meta: str
+    summary: str
+    reasons: list[str]
+    url: str
+    pdf_url: str
+    more_url: str
+    less_url: str
+
+
 class DigestRunner:
     def __init__(
         self,
@@ -92,6 +117,7 @@ class DigestRunner:
         self._sender = sender
         self.embed_model = embed_model
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._rows: dict[str, _PaperRow] = {}  # per run: papers do not change during one
 
     def message_id(self, sub: Subscription, period: str) -> str:
         """Deterministic per (subscription, period): a re-send after a crash carries the same
@@ -142,13 +168,10 @@ class DigestRunner:
         return composer
 
     # -- render ----------------------------------------------------------------------------------
-    def render(
-        self, sub: Subscription, period: str, items: Sequence[DigestItem], at: datetime
-    ) -> MailParts:
-        when = "this week" if sub.frequency == "weekly" else "today"
-        rows = []
-        for it in items:
-            p = it.paper
+    def _paper_row(self, p: Paper) -> _PaperRow:
+        """What every mail shows of ``p`` (kept for the run: the same in every digest)."""
+        row = self._rows.get(p.id)
+        if row is None:
             names = p.author_names
             authors = ", ".join(names[:4]) + (" et al." if len(names) > 4 else "")
             meta = " · ".join(
@@ -159,18 +182,37 @@ class DigestRunner:
                 )
                 if x
             )
+            row = _PaperRow(
+                p.title,
+                authors,
+                meta,
+                summarize(p.abstract),
+                self.links.paper(p.id),
+                self.links.outbound(p.id, "pdf") if p.links.get("pdf") else "",
+            )
+            self._rows[p.id] = row
+        return row
+
+    def render(
+        self, sub: Subscription, period: str, items: Sequence[DigestItem], at: datetime
+    ) -> MailParts:
+        when = "this week" if sub.frequency == "weekly" else "today"
+        rows = []
+        for it in items:
+            p = it.paper
+            row = self._paper_row(p)
             rows.append(
-                {
-                    "title": p.title,
-                    "authors": authors,
-                    "meta": meta,
-                    "summary": summarize(p.abstract),
-                    "reasons": it.reasons,
-                    "url": self.links.paper(p.id),
-                    "pdf_url": self.links.outbound(p.id, "pdf") if p.links.get("pdf") else "",
-                    "more_url": self.links.feedback(sub, p.id, 1),
-                    "less_url": self.links.feedback(sub, p.id, -1),
-                }
+                _Row(
+                    row.title,
+                    row.authors,
+                    row.meta,
+                    row.summary,
+                    it.reasons,
+                    row.url,
+                    row.pdf_url,
+                    self.links.feedback(sub, p.id, 1),
+                    self.links.feedback(sub, p.id, -1),
+                )
             )
         n = len(rows)
         subject = f"paperradar: {n} paper{'s' if n != 1 else ''} for you {when} ({period})"
@@ -226,6 +268,7 @@ class DigestRunner:
         if at.tzinfo is None:
             at = at.replace(tzinfo=UTC)
         report = DigestReport(at=at, dry_run=dry_run)
+        self._rows.clear()
         due = self.due(at, self.storage.list_subscriptions("active"))
         report.due = len(due)
         if not due:

@@ -11,9 +11,10 @@ from collections import Counter
 from datetime import UTC, datetime, time
 from typing import Annotated, Any, Literal
 
+import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse as _StdJSONResponse
 from pydantic import BaseModel, Field
 
 from paperradar.engine import Engine
@@ -22,8 +23,16 @@ from paperradar.search.service import Hit
 from paperradar.storage.base import PaperFilter
 from paperradar.web.errors import BadParameter
 from paperradar.web.params import check_category, check_source, paper_url, parse_day
-from paperradar.web.render import TTLCache, engine_of
+from paperradar.web.render import TTLCache, engine_of, trending_of
 from paperradar.web.subscribe import subscribe_with
+
+
+class JSONResponse(_StdJSONResponse):
+    """The same compact UTF-8 JSON, encoded by orjson (several times faster than ``json``)."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+
 
 __all__ = ["paper_json", "router"]
 
@@ -135,7 +144,7 @@ def trending(
     limit: Limit = 20,
 ) -> JSONResponse:
     """The papers of the window with the most reader signal."""
-    papers = engine_of(request).trending(window=window, limit=limit)
+    papers = trending_of(request, window, limit)
     return JSONResponse({"window": window, "papers": [paper_json(request, p) for p in papers]})
 
 

@@ -16,9 +16,16 @@ from paperradar.engine import Engine, make_engine
 from paperradar.errors import InvalidQuery, PaperradarError
 from paperradar.web import api, feeds, pages, subscriptions
 from paperradar.web import metrics as metrics_routes
+from paperradar.web.cache import ResponseCache, ResponseCacheMiddleware
 from paperradar.web.errors import error_body, status_of
 from paperradar.web.ratelimit import RateLimitMiddleware
-from paperradar.web.render import STATIC_DIR, Renderer, TTLCache
+from paperradar.web.render import (
+    SIMILAR_TTL_S,
+    STATIC_DIR,
+    TRENDING_TTL_S,
+    Renderer,
+    TTLCache,
+)
 
 __all__ = ["create_app", "create_app_from_env"]
 
@@ -100,6 +107,8 @@ def create_app(engine: Engine) -> FastAPI:
     app.state.renderer = Renderer(engine)
     app.state.facts = TTLCache(ttl_s=30.0)
     app.state.categories = TTLCache(ttl_s=api.CATEGORIES_TTL_S)
+    app.state.trending = TTLCache(ttl_s=TRENDING_TTL_S)
+    app.state.similar = TTLCache(ttl_s=SIMILAR_TTL_S, max_entries=4096)
     app.state.metrics, search_latency = metrics_routes.make_registry(engine)
 
     @app.exception_handler(PaperradarError)
@@ -137,7 +146,10 @@ def create_app(engine: Engine) -> FastAPI:
     app.include_router(metrics_routes.router)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
 
-    # Added last runs first: CORS headers reach 429 answers too.
+    # Added last runs first: CORS headers reach 429 answers too; cached answers are still
+    # rate-limited and get the security headers.
+    app.state.response_cache = ResponseCache(ttl_s=settings.web_cache_s)
+    app.add_middleware(ResponseCacheMiddleware, cache=app.state.response_cache)
     app.add_middleware(RateLimitMiddleware, per_minute=settings.rate_limit_per_minute)
     if settings.cors_origins:
         app.add_middleware(

@@ -24,7 +24,7 @@ from paperradar.model import Paper
 from paperradar.storage.base import PaperFilter
 from paperradar.web.errors import BadParameter
 from paperradar.web.params import check_category, external_url, paper_url
-from paperradar.web.render import engine_of
+from paperradar.web.render import engine_of, trending_of
 
 __all__ = ["Feed", "atom_xml", "router", "rss_xml"]
 
@@ -200,7 +200,7 @@ def feed(
         key, title = f"search?q={q}", f"paperradar: {q}"
         html = f"{base}/search?{urlencode({'q': q})}"
     else:
-        papers = engine.trending(window=window, limit=FEED_SIZE)
+        papers = trending_of(request, window, FEED_SIZE)
         when = {"day": "today", "week": "this week", "month": "this month"}[window]
         key, title = f"trending/{window}", f"paperradar: trending {when}"
         html = f"{base}/trending?window={window}"

@@ -10,12 +10,11 @@ from urllib.parse import parse_qs, quote
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from paperradar.errors import InvalidQuery, NotFound
+from paperradar.errors import InvalidQuery
 from paperradar.export import bibtex_entry, csl_json, ris_entry
 from paperradar.model import Paper
-from paperradar.search.service import Hit
 from paperradar.storage.base import PaperFilter, SortKey
 from paperradar.web.errors import BadParameter
 from paperradar.web.highlight import highlight_terms
@@ -28,10 +27,12 @@ from paperradar.web.params import (
     category_url,
     check_category,
     compose_query,
+    id_path,
+    paper_url,
     parse_day,
     parse_year,
 )
-from paperradar.web.render import engine_of, newest_day, renderer_of
+from paperradar.web.render import engine_of, newest_day, renderer_of, similar_of, trending_of
 from paperradar.web.subscribe import subscribe_with
 
 __all__ = ["router"]
@@ -214,20 +215,44 @@ def _paper_or_404(request: Request, paper_id: str) -> Paper:
 
 
 @router.get("/paper/{paper_id:path}", response_class=HTMLResponse)
-def paper_page(request: Request, paper_id: Annotated[str, Path()]) -> Response:
-    """One paper: metadata, versions, similar papers, citation exports."""
-    engine = engine_of(request)
+def paper_page(request: Request, paper_id: Annotated[str, Path()], saved: bool = False) -> Response:
+    """One paper: metadata, versions, similar papers, citation exports. Similar papers are
+    shown at once when this process has them (``SIMILAR_TTL_S``); otherwise the page names
+    ``/similar/ID`` and app.js loads it into place (a plain link without script)."""
     paper = _paper_or_404(request, paper_id)
-    try:
-        similar: list[Hit] = engine.similar(paper.id, limit=SIMILAR)
-    except (NotFound, InvalidQuery):
-        similar = []
+    similar = similar_of(request, paper.id, SIMILAR, compute=False)
     return renderer_of(request).page(
         "paper.html",
         paper=paper,
         similar=similar,
+        saved=saved,
         bibtex=bibtex_entry(paper),
         extra=_shown_extra(paper),
+        feeds={},
+        subscribe={"q": "", "cat": ""},
+    )
+
+
+@router.get("/similar/{paper_id:path}", response_class=HTMLResponse)
+def similar_page(
+    request: Request, paper_id: Annotated[str, Path()], fragment: bool = False
+) -> Response:
+    """Papers similar to one paper: a page, or (``fragment=true``) the cards the paper page
+    loads into its "Similar papers" box."""
+    paper = _paper_or_404(request, paper_id)
+    similar = similar_of(request, paper.id, SIMILAR) or []
+    if fragment:
+        return renderer_of(request).page("_similar.html", similar=similar)
+    return renderer_of(request).page(
+        "collection.html",
+        heading=paper.title,
+        kind="similar to",
+        request_path="/similar/" + id_path(paper.id),
+        intro=f"Papers like {paper.title}.",
+        papers=[h.paper for h in similar],
+        next_cursor=None,
+        cursor=None,
+        params={},
         feeds={},
         subscribe={"q": "", "cat": ""},
     )
@@ -334,7 +359,7 @@ TRENDING_WINDOWS = {"day": "Today", "week": "This week", "month": "This month"}
 @router.get("/trending", response_class=HTMLResponse)
 def trending_page(request: Request, window: Literal["day", "week", "month"] = "week") -> Response:
     """The papers with the most reader signal in a window."""
-    papers = engine_of(request).trending(window=window, limit=30)
+    papers = trending_of(request, window, 30)
     return renderer_of(request).page(
         "trending.html",
         window=window,
@@ -343,6 +368,19 @@ def trending_page(request: Request, window: Literal["day", "week", "month"] = "w
         feeds=_feeds("trending", window=window),
         subscribe={"q": "", "cat": ""},
     )
+
+
+@router.post("/save")
+async def save_paper(request: Request) -> Response:
+    """The paper page's "Save" button: a reader signal for trending, then back to the paper."""
+    form = parse_qs((await request.body()).decode("utf-8", "replace"))
+    paper_id = form.get("paper", [""])[0].strip()
+    if not paper_id:
+        raise BadParameter("paper", "give the id of the paper to save")
+    engine = engine_of(request)
+    found = await run_in_threadpool(engine.paper, paper_id)
+    await run_in_threadpool(engine.record_event, found.id, "save")
+    return RedirectResponse(f"{paper_url(found.id)}?saved=true", status_code=303)
 
 
 @router.post("/subscribe", response_class=HTMLResponse)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from importlib import resources
@@ -18,13 +19,29 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 
 from paperradar.engine import Engine
+from paperradar.errors import InvalidQuery, NotFound
+from paperradar.model import Paper
+from paperradar.search.service import Hit
 from paperradar.storage.base import PaperFilter
 from paperradar.web.highlight import highlight
 from paperradar.web.params import author_url, category_url, external_url, id_path, paper_url
 
-__all__ = ["STATIC_DIR", "Renderer", "TTLCache", "engine_of", "renderer_of"]
+__all__ = [
+    "SIMILAR_TTL_S",
+    "STATIC_DIR",
+    "TRENDING_TTL_S",
+    "Renderer",
+    "TTLCache",
+    "engine_of",
+    "renderer_of",
+    "similar_of",
+    "trending_of",
+]
 
 T = TypeVar("T")
+
+TRENDING_TTL_S = 30.0  # trending lists are recomputed at most this often per process
+SIMILAR_TTL_S = 60.0  # "similar papers" of one paper, likewise
 
 WEB_DIR = Path(str(resources.files("paperradar") / "web"))
 STATIC_DIR = WEB_DIR / "static"
@@ -32,23 +49,38 @@ TEMPLATE_DIR = WEB_DIR / "templates"
 
 
 class TTLCache:
-    """A few facts that are costly to compute and fine to be seconds old (newest day, …)."""
+    """Facts that are costly to compute and fine to be seconds old (newest day, trending, similar
+    papers): each value is kept ``ttl_s`` seconds, at most ``max_entries`` (least recently used
+    go first). Thread-safe; one per process."""
 
-    def __init__(self, ttl_s: float) -> None:
+    def __init__(self, ttl_s: float, max_entries: int = 1024) -> None:
         self.ttl_s = ttl_s
-        self._values: dict[str, tuple[float, Any]] = {}
+        self.max_entries = max_entries
+        self._values: OrderedDict[str, tuple[float, Any]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: str, compute: Callable[[], T]) -> T:
+    def peek(self, key: str) -> Any | None:
+        """The value if it is there and fresh, else None (nothing is computed)."""
         now = time.monotonic()
         with self._lock:
             hit = self._values.get(key)
-        if hit is not None and now - hit[0] < self.ttl_s:
-            value: T = hit[1]
-            return value
+            if hit is None or now - hit[0] >= self.ttl_s:
+                return None
+            self._values.move_to_end(key)
+            return hit[1]
+
+    def get(self, key: str, compute: Callable[[], T]) -> T:
+        hit = self.peek(key)
+        if hit is not None:
+            found: T = hit
+            return found
+        now = time.monotonic()
         value = compute()
         with self._lock:
             self._values[key] = (now, value)
+            self._values.move_to_end(key)
+            while len(self._values) > self.max_entries:
+                self._values.popitem(last=False)
         return value
 
 
@@ -136,3 +168,33 @@ def newest_day(request: Request) -> date | None:
 
     cache: TTLCache = request.app.state.facts
     return cache.get("newest_day", compute)
+
+
+def trending_of(request: Request, window: str, limit: int) -> list[Paper]:
+    """The window's trending papers, computed at most every ``TRENDING_TTL_S`` seconds."""
+    cache: TTLCache = request.app.state.trending
+    engine = engine_of(request)
+    return cache.get(
+        f"{window}:{limit}",
+        lambda: engine.trending(window=window, limit=limit),  # type: ignore[arg-type]
+    )
+
+
+def similar_of(
+    request: Request, paper_id: str, limit: int, *, compute: bool = True
+) -> list[Hit] | None:
+    """Papers similar to ``paper_id`` (kept ``SIMILAR_TTL_S`` seconds); with ``compute=False``
+    only what is kept (None when nothing is)."""
+    cache: TTLCache = request.app.state.similar
+    key = f"{limit}:{paper_id}"
+    if not compute:
+        found: list[Hit] | None = cache.peek(key)
+        return found
+
+    def run() -> list[Hit]:
+        try:
+            return engine_of(request).similar(paper_id, limit=limit)
+        except (NotFound, InvalidQuery):
+            return []
+
+    return cache.get(key, run)

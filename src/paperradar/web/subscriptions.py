@@ -146,7 +146,8 @@ async def go(
     engine = engine_of(request)
     found = await run_in_threadpool(engine.paper, paper)
     await run_in_threadpool(engine.record_event, found.id, "click")
-    link = found.links.get(to) or found.links.get("abs")
+    known = {"abs": found.abs_url, "pdf": found.pdf_url}
+    link = known.get(to) or found.links.get(to) or found.abs_url
     if not link or not link.startswith(("https://", "http://")):
         link = f"/paper/{found.id}"
     return RedirectResponse(link, status_code=302)

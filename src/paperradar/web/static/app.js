@@ -32,6 +32,17 @@
     });
   }
 
+  // Parts of a page that are loaded after it ("Similar papers"): same-origin HTML fragments.
+  var lazy = document.querySelectorAll("[data-load]");
+  for (var l = 0; l < lazy.length; l++) {
+    (function (box) {
+      fetch(box.getAttribute("data-load"), { headers: { Accept: "text/html" } })
+        .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
+        .then(function (html) { box.innerHTML = html; })
+        .catch(function () { /* the link stays */ });
+    })(lazy[l]);
+  }
+
   function typing(el) {
     if (!el) return false;
     var tag = el.tagName;
