@@ -319,6 +319,7 @@ class Worker:
         self.id = worker_id or default_worker_id()
         self.handlers = dict(HANDLERS if handlers is None else handlers)
         self.kinds = list(kinds) if kinds else sorted(self.handlers)
+        self._preload_model = bool(kinds) and "embed" in self.kinds and "embed" in self.handlers
         all_schedules = (
             schedules_from_settings(engine.settings) if schedules is None else list(schedules)
         )
@@ -450,8 +451,9 @@ class Worker:
             ",".join(self.kinds),
             ", ".join(f"{s.name} [{s.cron}]" for s in self.schedules) or "none",
         )
-        if "embed" in self.kinds and "embed" in self.handlers:
-            # Load the model before holding a lease: building or loading it takes seconds.
+        if self._preload_model:
+            # A worker asked to embed loads the model before it holds a lease: building or
+            # loading it takes seconds, during which the heartbeat may not get to run.
             self.engine.embedder()
         while not self.stop.is_set():
             try:
