@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import resource
 import time
 
 import numpy as np
+from host import describe_host
 from usearch.index import Index
 
 
@@ -51,10 +51,10 @@ def main() -> None:
     rng = np.random.default_rng(7)
     centres = rng.standard_normal((2000, args.dim), dtype=np.float32)
     centres /= np.linalg.norm(centres, axis=1, keepdims=True)
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores (shared with other work)")
+    print(describe_host(), flush=True)
     print(
         f"{'dtype':>5} {'n':>9} {'build s':>8} {'ef':>4} {'recall@10':>9} {'p50 ms':>7} {'p95 ms':>7} "
-        f"{'index MB':>8} {'file MB':>8}"
+        f"{'index MB':>8} {'file MB':>8} {'load':>5}"
     )
     for n, dtype in ((int(x), d) for x in args.sizes.split(",") for d in args.dtypes.split(",")):
         data = vectors(n, args.dim, np.random.default_rng(n), centres)
@@ -90,7 +90,8 @@ def main() -> None:
             print(
                 f"{dtype:>5} {n:>9} {build:8.1f} {ef:>4} {hits / (10 * len(queries)):9.4f} "
                 f"{lat[len(lat) // 2] * 1000:7.3f} {lat[int(len(lat) * 0.95)] * 1000:7.3f} "
-                f"{mem_mb:8.0f} {file_mb:8.0f}"
+                f"{mem_mb:8.0f} {file_mb:8.0f} {os.getloadavg()[0]:5.1f}",
+                flush=True,
             )
         os.remove(path)
         del index, data

@@ -13,10 +13,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
+
+from host import describe_host
 
 from paperradar.embed import load_embedder
 
@@ -36,10 +37,7 @@ def main() -> None:
             if len(docs) >= args.docs:
                 break
     cache = Path(tempfile.gettempdir()) / "paperradar-models"
-    print(
-        f"machine: {platform.machine()}, {os.cpu_count()} cores; load average "
-        f"{os.getloadavg()[0]:.1f} (shared with other work)"
-    )
+    print(describe_host(), flush=True)
     print(f"{'model':<12} {'name':<28} {'docs/s':>7} {'query ms':>9} {'load':>5}")
     for name in args.models.split(","):
         model = load_embedder(name, batch_size=args.batch, cache_dir=cache)

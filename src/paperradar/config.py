@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     # Texts per model call: 8 measured fastest on 2 CPU cores (31 abstracts/s against 24 at 32,
     # whose activations spill the cache); raise it on a GPU.
     embed_model_batch: int = 8
+    # Papers (a block of pks) per embedding job: a backlog bigger than one block is split into
+    # one job per block, which any number of workers share.
+    embed_job_papers: int = 2000
     search_mode: str = "hybrid"
     # Hybrid fusion: rrf, rrf:K or linear:W (keyword weight W; tuned on SciFact train, see notes)
     search_fusion: str = "linear:0.55"

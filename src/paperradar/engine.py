@@ -292,9 +292,15 @@ class Engine:
         return self._index
 
     def embed(
-        self, *, limit: int | None = None, progress: EmbedProgress | None = None
+        self,
+        *,
+        limit: int | None = None,
+        progress: EmbedProgress | None = None,
+        pk_range: tuple[int, int] | None = None,
+        before_write: Callable[[], None] | None = None,
     ) -> EmbedReport:
-        """Embed papers without a current vector (resumable; each batch stored as it is done)."""
+        """Embed papers without a current vector (resumable; each batch stored as it is done);
+        only those with a pk in ``[start, end)`` of ``pk_range`` when given."""
         model = self.embedder()
         if model is None:
             return EmbedReport(
@@ -310,6 +316,8 @@ class Engine:
             batch_size=self.settings.embed_batch_size,
             limit=limit,
             progress=progress,
+            pk_range=pk_range,
+            before_write=before_write,
         )
 
     def rebuild_index(self, *, progress: Callable[[int, int], None] | None = None) -> IndexInfo:

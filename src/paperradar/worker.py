@@ -84,6 +84,7 @@ class JobContext:
     job: Job
     stop: threading.Event
     lease_lost: threading.Event
+    renew: Callable[[], bool] | None = None  # extends the lease now; False when it was lost
 
     @property
     def payload(self) -> dict[str, Any]:
@@ -95,6 +96,14 @@ class JobContext:
             raise JobStopped(f"job {self.job.id}: the lease was lost to another worker")
         if self.stop.is_set():
             raise JobStopped(f"job {self.job.id}: the worker is shutting down")
+
+    def hold(self) -> None:
+        """Renew the lease now, before a write only the lease holder may make; raises
+        :class:`JobStopped` when another worker has taken the job over (a stalled worker)."""
+        self.tick()
+        if self.renew is not None and not self.renew():
+            self.lease_lost.set()
+            raise JobStopped(f"job {self.job.id}: the lease was lost to another worker")
 
 
 Handler = Callable[[JobContext], Any]
@@ -171,11 +180,42 @@ def run_harvest(ctx: JobContext) -> dict[str, Any]:
 
 
 def run_embed(ctx: JobContext) -> dict[str, Any]:
-    """Embed the papers without a current vector (resumable: each batch is stored as it is done)."""
-    report = ctx.engine.embed(limit=ctx.payload.get("limit"), progress=ctx.tick)
-    if report.error:
-        raise FeatureUnavailable(f"cannot embed: {report.error}")
-    return report.to_dict()
+    """Embed the papers without a current vector, shared by every worker.
+
+    The shared job (no payload) splits the backlog into blocks of ``embed_job_papers`` pks and
+    queues one job per block (``{"pk_from": a, "pk_to": b}``, key ``embed:a``: one pending job
+    per block, however often the split runs), which any worker then claims. A block job embeds
+    the backlog papers of its block, storing each batch as it is done: a worker killed midway
+    leaves the job to another once its lease runs out, which embeds only what was not stored yet.
+    ``{"limit": N}`` embeds up to N papers in this job instead."""
+    model = ctx.engine.embedder()
+    if model is None:
+        raise FeatureUnavailable(f"cannot embed: {ctx.engine.embed().error}")
+    payload = ctx.payload
+    if "pk_from" in payload or "limit" in payload:
+        pk_range = None
+        if "pk_from" in payload:
+            pk_range = (int(payload["pk_from"]), int(payload["pk_to"]))
+
+        def stored(done: int, _total: int) -> None:
+            if done:  # after each stored batch: the job's ledger in the worker log
+                log.info("job %d: %d papers embedded and stored", ctx.job.id, done)
+            ctx.tick()
+
+        report = ctx.engine.embed(
+            limit=payload.get("limit"), progress=stored, pk_range=pk_range, before_write=ctx.hold
+        )
+        if report.error:
+            raise FeatureUnavailable(f"cannot embed: {report.error}")
+        return report.to_dict()
+    block = max(1, ctx.engine.settings.embed_job_papers)
+    blocks = ctx.engine.storage.embedding_backlog_blocks(model.name, block)
+    for number in blocks:
+        start = number * block
+        ctx.engine.storage.enqueue(
+            "embed", {"pk_from": start, "pk_to": start + block}, key=f"embed:{start}"
+        )
+    return {"model": model.name, "jobs": len(blocks), "papers_per_job": block}
 
 
 def run_digest(ctx: JobContext) -> dict[str, Any]:
@@ -279,6 +319,7 @@ class Worker:
         self.id = worker_id or default_worker_id()
         self.handlers = dict(HANDLERS if handlers is None else handlers)
         self.kinds = list(kinds) if kinds else sorted(self.handlers)
+        self._preload_model = bool(kinds) and "embed" in self.kinds and "embed" in self.handlers
         all_schedules = (
             schedules_from_settings(engine.settings) if schedules is None else list(schedules)
         )
@@ -341,7 +382,13 @@ class Worker:
             self.report.failed += 1
             return "failed"
         lost = threading.Event()
-        ctx = JobContext(self.engine, job, self.stop, lost)
+        ctx = JobContext(
+            self.engine,
+            job,
+            self.stop,
+            lost,
+            renew=lambda: self.storage.extend_lease(job.id, self.id, self.lease_s),
+        )
         started = time.monotonic()
         log.info("job %d (%s, attempt %d) started: %s", job.id, job.kind, job.attempts, job.payload)
         with self._heartbeat(job, lost):
@@ -404,6 +451,10 @@ class Worker:
             ",".join(self.kinds),
             ", ".join(f"{s.name} [{s.cron}]" for s in self.schedules) or "none",
         )
+        if self._preload_model:
+            # A worker asked to embed loads the model before it holds a lease: building or
+            # loading it takes seconds, during which the heartbeat may not get to run.
+            self.engine.embedder()
         while not self.stop.is_set():
             try:
                 busy = self.run_once()

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from helpers_engine import add, paper
 from paperradar.engine import make_engine
 from paperradar.storage.schema import jobs, papers, schedules
 from paperradar.worker import JobContext, Worker
@@ -264,10 +265,115 @@ def test_the_embedding_job_a_harvest_queues_is_run_by_a_worker_that_embeds(
     with make_engine(url, data_dir=models_dir) as eng:
         eng.storage.enqueue("harvest", {"source": "rss", "file": str(fixtures_dir / RSS)})
         report = Worker(eng, worker_id="t", schedules=[]).run(once=True)
-        # the harvest, then the embedding job it queued, in the same pass
-        assert (report.done, report.failed) == (2, 0)
+        # the harvest, the embedding job it queued and the one block job that split off, in
+        # the same pass
+        assert (report.done, report.failed) == (3, 0)
         assert eng.stats()["embeddings"] == eng.stats()["papers"] == PER_FEED
         hits = eng.search("language models", mode="hybrid").hits
         assert hits and any("semantic" in h.matched_by for h in hits)
-    kinds = sorted((r.kind, r.state) for r in rows(url, sa.select(jobs)))
-    assert kinds == [("embed", "done"), ("harvest", "done")]
+    kinds = sorted((r.kind, r.key, r.state) for r in rows(url, sa.select(jobs)))
+    assert kinds == [
+        ("embed", "embed", "done"),
+        ("embed", "embed:0", "done"),
+        ("harvest", None, "done"),
+    ]
+
+
+def test_workers_share_an_embedding_backlog_none_twice_none_lost_after_a_kill(
+    db_url: str, tmp_path: Path, models_dir: Path, spawn: Any
+) -> None:
+    """Four workers split a backlog into pk-block jobs; one is killed -9 in the middle of a job.
+    Every paper ends with one vector, and the ledger of stored batches (each job attempt logs
+    how many papers it has stored so far) adds up to exactly the backlog: no batch twice."""
+    n_papers, block = 192, 48
+    words = [
+        "protein",
+        "folding",
+        "graph",
+        "neural",
+        "network",
+        "climate",
+        "model",
+        "galaxy",
+        "survey",
+    ]
+    with make_engine(db_url, data_dir=models_dir) as eng:
+        eng.embedder()  # derive the int8 model once, before four processes want it
+        add(
+            eng,
+            *(
+                paper(
+                    [f"2702.{i:05d}"],
+                    f"Backlog paper {i} on {words[i % len(words)]}",
+                    abstract=" ".join(words[(i + k) % len(words)] for k in range(100)),
+                )
+                for i in range(n_papers)
+            ),
+        )
+        pks = sorted(r.pk for r in rows(db_url, sa.select(papers.c.pk)))
+        eng.storage.enqueue("embed", {}, key="embed")
+    env = child_env(
+        tmp_path,
+        database_url=db_url,
+        data_dir=str(models_dir),
+        embed_job_papers=str(block),
+        embed_batch_size="8",
+        worker_lease_s="4",
+        worker_poll_s="0.1",
+        **QUIET,
+    )
+    logs = [tmp_path / f"e{k}.log" for k in range(4)]
+    workers = [
+        spawn(["worker", "--id", f"e{k}", "--kinds", "embed"], env, logs[k]) for k in range(4)
+    ]
+    ledger = re.compile(r"job (\d+): (\d+) papers embedded and stored")
+
+    def e0_is_midway() -> bool:
+        held = rows(
+            db_url,
+            sa.select(jobs.c.id).where(jobs.c.state == "running", jobs.c.locked_by == "e0"),
+        )
+        stored = {int(m[1]) for m in ledger.finditer(logs[0].read_text())}
+        return any(r.id in stored for r in held)
+
+    wait_for(e0_is_midway, 120, "worker e0 to have stored part of a block")
+    workers[0].send_signal(signal.SIGKILL)
+    workers[0].wait(timeout=10)
+
+    def all_done() -> bool:
+        states = [r.state for r in rows(db_url, sa.select(jobs.c.state))]
+        return len(states) > 1 and all(s == "done" for s in states)
+
+    wait_for(all_done, 180, "every embedding job to be done")
+    for w in workers[1:]:
+        w.send_signal(signal.SIGTERM)
+    for k, w in enumerate(workers[1:], 1):
+        assert w.wait(timeout=15) == 0, logs[k].read_text()[-2000:]
+
+    done = rows(db_url, sa.select(jobs))
+    split = [json.loads(r.payload) for r in done if r.key == "embed"]
+    assert split == [{}]
+    blocks = sorted(json.loads(r.payload)["pk_from"] for r in done if r.key != "embed")
+    assert blocks == sorted({pk // block * block for pk in pks})
+    assert {r.state for r in done} == {"done"} and {r.locked_by for r in done} == {None}
+    retried = [r.id for r in done if r.attempts > 1]
+    assert len(retried) == 1  # the killed worker's job, taken over by another worker
+    # Every paper has exactly one vector.
+    with make_engine(db_url, data_dir=models_dir) as eng:
+        name = eng.embedder().name
+        assert eng.storage.count_embeddings(name) == n_papers
+        assert eng.storage.embedding_backlog(name, 10) == []
+    # The ledger: per job attempt (worker, job), the papers it had stored when it ended or died.
+    attempts: dict[tuple[int, int], int] = {}
+    for k, path in enumerate(logs):
+        for m in ledger.finditer(path.read_text()):
+            key = (k, int(m[1]))
+            attempts[key] = max(attempts.get(key, 0), int(m[2]))
+    assert sum(attempts.values()) == n_papers  # no paper stored twice, none lost
+    # The killed job: its first attempt stored part of the block, the second only the rest.
+    (job_id,) = retried
+    (start,) = (json.loads(r.payload)["pk_from"] for r in done if r.id == job_id)
+    in_block = sum(1 for pk in pks if start <= pk < start + block)
+    before = attempts[(0, job_id)]
+    after = [v for (k, j), v in attempts.items() if j == job_id and k != 0]
+    assert 0 < before < in_block and after == [in_block - before]

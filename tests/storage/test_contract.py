@@ -514,6 +514,19 @@ def test_embedding_backlog_write_iterate_and_staleness(loaded: Storage) -> None:
     assert first_pk in stale
 
 
+def test_embedding_backlog_by_pk_range_and_its_blocks(loaded: Storage) -> None:
+    pks = sorted(pk for pk, _, _ in loaded.embedding_backlog("m1", 100))
+    block = 2
+    assert loaded.embedding_backlog_blocks("m1", block) == sorted({pk // block for pk in pks})
+    start = pks[1] // block * block
+    part = loaded.embedding_backlog("m1", 100, pk_from=start, pk_to=start + block)
+    assert [pk for pk, _, _ in part] == [pk for pk in pks if start <= pk < start + block]
+    loaded.write_embeddings("m1", [(pk, h, vec(1.0, 0.0, 0.0)) for pk, h, _ in part])
+    assert loaded.embedding_backlog("m1", 100, pk_from=start, pk_to=start + block) == []
+    assert start // block not in loaded.embedding_backlog_blocks("m1", block)
+    assert loaded.embedding_backlog_blocks("m2", block) == sorted({pk // block for pk in pks})
+
+
 def test_nearest_embeddings_by_cosine_with_filters(loaded: Storage) -> None:
     pks = loaded.pks_for_ids([p.id for p in CORPUS])
     directions = {

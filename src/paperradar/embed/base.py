@@ -107,14 +107,29 @@ def embed_batched(
     run: Callable[[Encoded], Matrix],
     dim: int,
     batch_size: int = 32,
+    *,
+    unpadded: bool = False,
 ) -> Matrix:
-    """Tokenise once, batch texts of similar length together, run, and restore the order."""
+    """Tokenise once, batch texts of similar length together, run, and restore the order.
+
+    ``unpadded``: a batch holds texts of one token length only (a text without an equally long
+    neighbour runs alone), for a model that takes no attention mask."""
     out = np.zeros((len(texts), dim), dtype=np.float32)
     if not texts:
         return out
     rows = tokenizer.token_ids(texts)
     order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
-    for start in range(0, len(order), batch_size):
-        idx = order[start : start + batch_size]
+    batches: list[list[int]] = []
+    for i in order:
+        last = batches[-1] if batches else None
+        if (
+            last is None
+            or len(last) >= batch_size
+            or (unpadded and len(rows[last[0]]) != len(rows[i]))
+        ):
+            batches.append([i])
+        else:
+            last.append(i)
+    for idx in batches:
         out[idx] = run(pad([rows[i] for i in idx]))
     return normalize_rows(out)

@@ -47,21 +47,32 @@ def embed_backlog(
     batch_size: int = 32,
     limit: int | None = None,
     progress: EmbedProgress | None = None,
+    pk_range: tuple[int, int] | None = None,
+    before_write: Callable[[], None] | None = None,
 ) -> EmbedReport:
+    """Embed the backlog (of the pks in ``[start, end)`` of ``pk_range`` when given: one share
+    of a backlog that several workers split, see ``paperradar.worker.run_embed``).
+    ``before_write`` runs before each batch is stored and may raise to stop without storing it
+    (a worker that lost its lease)."""
     report = EmbedReport(model=embedder.name)
     todo = max(storage.count_papers() - storage.count_embeddings(embedder.name), 0)
     if limit is not None:
         todo = min(todo, limit)
+    pk_from, pk_to = pk_range if pk_range is not None else (0, None)
+    if pk_to is not None:
+        todo = min(todo, pk_to - pk_from)
     started = time.perf_counter()
     batch_size = max(1, batch_size)
     if progress is not None:
         progress(0, todo)
     while limit is None or report.embedded < limit:
         want = batch_size if limit is None else min(batch_size, limit - report.embedded)
-        rows = storage.embedding_backlog(embedder.name, want)
+        rows = storage.embedding_backlog(embedder.name, want, pk_from=pk_from, pk_to=pk_to)
         if not rows:
             break
         vectors = embedder.embed_documents([text for _, _, text in rows])
+        if before_write is not None:
+            before_write()
         storage.write_embeddings(
             embedder.name,
             [

@@ -268,9 +268,15 @@ class Storage(Protocol):
         ...
 
     # embeddings
-    def embedding_backlog(self, model: str, limit: int) -> list[tuple[int, str, str]]:
+    def embedding_backlog(
+        self, model: str, limit: int, *, pk_from: int = 0, pk_to: int | None = None
+    ) -> list[tuple[int, str, str]]:
         """Up to ``limit`` papers (pk, content hash, text) whose stored vector for ``model`` is
-        missing or stale."""
+        missing or stale, in pk order; only pks in ``[pk_from, pk_to)`` when given."""
+        ...
+
+    def embedding_backlog_blocks(self, model: str, block: int) -> list[int]:
+        """The numbers ``pk // block`` of the pk blocks holding backlog papers, ascending."""
         ...
 
     def write_embeddings(self, model: str, rows: Sequence[tuple[int, str, bytes]]) -> None: ...

@@ -835,21 +835,38 @@ class SqlStorage:
             )
 
     # -- embeddings ------------------------------------------------------------------------------
-    def embedding_backlog(self, model: str, limit: int) -> list[tuple[int, str, str]]:
+    @staticmethod
+    def _backlog(model: str, *cols: Any) -> Any:
         e = embeddings
-        q = (
-            sa.select(papers.c.pk, papers.c.content_hash, papers.c.title, papers.c.abstract)
+        return (
+            sa.select(*cols)
             .select_from(
                 papers.outerjoin(e, sa.and_(e.c.paper_pk == papers.c.pk, e.c.model == model))
             )
             .where(sa.or_(e.c.paper_pk.is_(None), e.c.content_hash != papers.c.content_hash))
-            .order_by(papers.c.pk)
-            .limit(limit)
         )
+
+    def embedding_backlog(
+        self, model: str, limit: int, *, pk_from: int = 0, pk_to: int | None = None
+    ) -> list[tuple[int, str, str]]:
+        q = self._backlog(
+            model, papers.c.pk, papers.c.content_hash, papers.c.title, papers.c.abstract
+        )
+        if pk_from:
+            q = q.where(papers.c.pk >= pk_from)
+        if pk_to is not None:
+            q = q.where(papers.c.pk < pk_to)
+        q = q.order_by(papers.c.pk).limit(limit)
         with self.engine.connect() as conn:
             return [
                 (r.pk, r.content_hash, paper_text(r.title, r.abstract)) for r in conn.execute(q)
             ]
+
+    def embedding_backlog_blocks(self, model: str, block: int) -> list[int]:
+        number = (papers.c.pk // max(1, block)).label("block")
+        q = self._backlog(model, number).group_by(number).order_by(number)
+        with self.engine.connect() as conn:
+            return [int(r.block) for r in conn.execute(q)]
 
     def write_embeddings(self, model: str, rows: Sequence[tuple[int, str, bytes]]) -> None:
         if not rows:
