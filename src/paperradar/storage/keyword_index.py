@@ -30,6 +30,7 @@ the last commit and leaves the changes to the holder (which applies everything u
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import threading
 import time
@@ -57,6 +58,8 @@ WRITER_HEAP = 64_000_000
 COMMIT_EVERY_S = 2.0  # the write path commits at most this often (search and close() always do)
 APPLY_BATCH = 20_000  # changes read from keyword_changes per round
 PRUNE_AFTER = 100_000  # applied change rows kept before they are deleted
+STAMP_TRUST_S = 1.0  # unchanged database files skip the catch-up check this long at most
+IDLE_RELEASE_S = 3.0  # a writer unused this long is committed, merged and released
 LOCK_WAIT_S = 60.0  # close()/rebuild wait this long for another process's writer
 FIRST_DEPTH = 64
 META_PK = 0
@@ -164,9 +167,12 @@ class _Plan:
 class KeywordIndex:
     """The keyword index of one SQLite database (see the module docstring)."""
 
-    def __init__(self, engine: sa.Engine, path: Path | None) -> None:
+    def __init__(self, engine: sa.Engine, path: Path | None, database: Path | None = None) -> None:
         self.engine = engine
         self.path = path
+        self.database = database
+        self._stamp: tuple[int, ...] | None = None  # the database files when last caught up
+        self._stamped_at = 0.0
         self.schema = _schema()
         self.analyzer = _analyzer()
         self._lock = threading.RLock()
@@ -175,6 +181,8 @@ class KeywordIndex:
         self._pending_maxpk = 0
         self._last_commit = 0.0
         self._pruned_to = 0
+        self._used = 0.0  # when the writer was last used
+        self._idle_thread: threading.Thread | None = None
         self._index = self._open()
         self._checked = False
 
@@ -252,7 +260,8 @@ class KeywordIndex:
             )
         started = time.perf_counter()
         self._drop_writer()
-        writer = self._take_writer(wait=LOCK_WAIT_S)
+        # Two indexing threads beside this one reading rows (one for small updates).
+        writer = self._take_writer(wait=LOCK_WAIT_S, threads=2)
         try:
             writer.delete_all_documents()
             done = 0
@@ -273,12 +282,12 @@ class KeywordIndex:
             self._add_meta(writer, head, maxpk)
             writer.commit()
         except BaseException:
-            writer.rollback()
+            self._drop_writer()
             raise
-        finally:
-            self._release(writer)
-        self._index.reload()
+        self._writer = None
         self._pending_seq = 0
+        self._finish(writer)
+        self._index.reload()
         if count:
             log.warning(
                 "keyword index ready: %s papers in %.1f s",
@@ -287,13 +296,15 @@ class KeywordIndex:
             )
 
     # -- the writer ------------------------------------------------------------------------------
-    def _take_writer(self, wait: float = 0.0) -> Any:
+    def _take_writer(self, wait: float = 0.0, threads: int = 1) -> Any:
         if self._writer is not None:
             return self._writer
         deadline = time.monotonic() + wait
         while True:
             try:
-                self._writer = self._index.writer(WRITER_HEAP, 1)
+                self._writer = self._index.writer(WRITER_HEAP * threads, threads)
+                self._used = time.monotonic()
+                self._watch_idle()
                 return self._writer
             except ValueError as exc:
                 if "lock" not in str(exc).lower():
@@ -302,15 +313,52 @@ class KeywordIndex:
                     raise _Busy(str(exc)) from exc
                 time.sleep(0.05)
 
-    def _release(self, writer: Any) -> None:
-        if writer is self._writer:
-            self._writer = None
-        del writer  # dropping the last reference frees tantivy's lock file
+    def _release(self) -> Any | None:
+        """Commit and let go of the writer; the caller finishes it (``_finish``) outside the lock.
+        Dropping a tantivy writer cancels its merges, so it is kept while writes go on and
+        finished, merges done, once idle (IDLE_RELEASE_S) or at close()."""
+        writer = self._writer
+        if writer is None:
+            return None
+        self._commit()
+        self._writer = None
+        return writer
+
+    def _finish(self, writer: Any | None) -> None:
+        if writer is not None:
+            try:
+                writer.wait_merging_threads()  # frees the lock file when it returns
+            except ValueError as exc:
+                log.info("keyword index merge stopped: %s", exc)
+
+    def _watch_idle(self) -> None:
+        """Release the writer of a process that stopped writing, so others can index."""
+        if self._idle_thread is not None:
+            return
+        thread = threading.Thread(target=self._idle_loop, name="keyword-index-idle", daemon=True)
+        self._idle_thread = thread
+        thread.start()
+
+    def _idle_loop(self) -> None:
+        while True:
+            time.sleep(0.5)
+            with self._lock:
+                if self._writer is not None and time.monotonic() - self._used < IDLE_RELEASE_S:
+                    continue
+                try:
+                    writer = self._release()
+                except (ValueError, OSError, sa.exc.SQLAlchemyError) as exc:
+                    log.warning("keyword index commit failed (the next use catches up): %s", exc)
+                    self._drop_writer()
+                    writer = None
+                self._idle_thread = None
+            self._finish(writer)
+            return
 
     def _drop_writer(self) -> None:
         if self._writer is not None:
             self._writer.rollback()
-            self._release(self._writer)
+            self._writer = None
         self._pending_seq = 0
 
     def _add_meta(self, writer: Any, seq: int, maxpk: int) -> None:
@@ -325,9 +373,10 @@ class KeywordIndex:
     def _searcher(self) -> tantivy.Searcher:
         return self._index.searcher()
 
-    def _catch_up(self, *, commit: bool, wait: float = 0.0) -> None:
+    def _catch_up(self, *, commit: bool, wait: float = 0.0) -> bool:
         """Apply the changes after the index's ``seq``; commit when asked (or when the last
-        commit is older than COMMIT_EVERY_S). Another process's writer: keep the last commit."""
+        commit is older than COMMIT_EVERY_S). Another process's writer: keep the last commit and
+        return False."""
         with self.engine.connect() as conn:
             head = self._head(conn)
         meta = self._meta(self._searcher())
@@ -340,12 +389,13 @@ class KeywordIndex:
         if head <= applied:
             if self._writer is not None and (commit or self._commit_due()):
                 self._commit()
-            return
+            return True
         try:
             writer = self._take_writer(wait=wait)
         except _Busy:
-            return
-        if self._pending_seq == 0:  # a fresh writer: start from what is on disk
+            return False
+        self._used = time.monotonic()
+        if self._pending_seq == 0:  # nothing uncommitted: start from what is on disk
             self._index.reload()
             meta = self._meta(self._searcher())
             applied, maxpk = meta if meta else (0, 0)
@@ -373,6 +423,7 @@ class KeywordIndex:
                 self._pending_seq = applied
         if commit or self._commit_due():
             self._commit()
+        return True
 
     def _commit_due(self) -> bool:
         return time.monotonic() - self._last_commit >= COMMIT_EVERY_S
@@ -381,15 +432,12 @@ class KeywordIndex:
         writer = self._writer
         if writer is None:
             return
-        try:
-            if self._pending_seq:
-                self._add_meta(writer, self._pending_seq, self._pending_maxpk)
-            writer.commit()
-        finally:
-            self._release(writer)
+        if self._pending_seq:
+            self._add_meta(writer, self._pending_seq, self._pending_maxpk)
+        writer.commit()
         seq = self._pending_seq
         self._pending_seq = 0
-        self._last_commit = time.monotonic()
+        self._last_commit = self._used = time.monotonic()
         self._index.reload()
         if seq - self._pruned_to >= PRUNE_AFTER:
             self._prune(seq)
@@ -405,14 +453,41 @@ class KeywordIndex:
             log.info("keyword_changes not pruned yet: %s", exc)
 
     # -- the public surface ----------------------------------------------------------------------
+    def _files_stamp(self) -> tuple[int, ...] | None:
+        """Size and mtime of the database and its WAL: every commit changes them."""
+        if self.database is None:
+            return None
+        out: list[int] = []
+        for name in (str(self.database), f"{self.database}-wal"):
+            try:
+                st = os.stat(name)
+            except OSError:
+                out += [-1, -1]
+            else:
+                out += [st.st_size, st.st_mtime_ns]
+        return tuple(out)
+
     def ensure_current(self) -> None:
-        """Make the committed index hold every committed change this process can apply."""
+        """Make the committed index hold every committed change this process can apply.
+        Cheap when nothing was written: the database files are as they were at the last check
+        (re-checked at least every STAMP_TRUST_S, as mtimes are coarse)."""
         with self._lock:
+            stamp = self._files_stamp()
+            if (
+                stamp is not None
+                and stamp == self._stamp
+                and self._pending_seq == 0
+                and time.monotonic() - self._stamped_at < STAMP_TRUST_S
+            ):
+                return
             if not self._checked:
                 self._check()
                 self._checked = True
+                done = True
             else:
-                self._catch_up(commit=True)
+                done = self._catch_up(commit=True)
+            if done:
+                self._stamp, self._stamped_at = stamp, time.monotonic()
 
     def prepare(self) -> None:
         """Check the index once before the first write (a new database's is built silently)."""
@@ -431,15 +506,19 @@ class KeywordIndex:
                 self._catch_up(commit=False)
 
     def close(self) -> None:
+        writer = None
         with self._lock:
             try:
                 if self._checked or self._writer is not None:
                     self._catch_up(commit=True, wait=LOCK_WAIT_S)
-            except (_Busy, sa.exc.SQLAlchemyError) as exc:
+                writer = self._release()
+            except (_Busy, ValueError, OSError, sa.exc.SQLAlchemyError) as exc:
                 log.warning("keyword index left behind (the next search catches up): %s", exc)
-            finally:
-                if self._writer is not None:
-                    self._drop_writer()
+                self._drop_writer()
+            idle = self._idle_thread
+        self._finish(writer)
+        if idle is not None:
+            idle.join()
 
     def search(
         self,

@@ -78,7 +78,7 @@ class SqliteStorage(SqlStorage):
     @property
     def keyword_index(self) -> KeywordIndex:
         if self._keyword_index is None:
-            self._keyword_index = KeywordIndex(self.engine, index_path_for(self.path))
+            self._keyword_index = KeywordIndex(self.engine, index_path_for(self.path), self.path)
         return self._keyword_index
 
     def close(self) -> None:
