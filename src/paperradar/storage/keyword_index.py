@@ -535,7 +535,7 @@ class KeywordIndex:
             return []
         self.ensure_current()
         searcher = self._searcher()
-        depth = FIRST_DEPTH
+        depth = max(FIRST_DEPTH, 2 * limit)
         while True:
             hits = searcher.search(plan.query, depth, count=False).hits
             pks = searcher.fast_field_values("pk", [a for _, a in hits])
