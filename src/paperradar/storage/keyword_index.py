@@ -60,7 +60,8 @@ APPLY_BATCH = 20_000  # changes read from keyword_changes per round
 PRUNE_AFTER = 100_000  # applied change rows kept before they are deleted
 STAMP_TRUST_S = 1.0  # unchanged database files skip the catch-up check this long at most
 IDLE_RELEASE_S = 3.0  # a writer unused this long is committed, merged and released
-LOCK_WAIT_S = 60.0  # close()/rebuild wait this long for another process's writer
+LOCK_WAIT_S = 60.0  # a rebuild waits this long for another process's writer
+CLOSE_WAIT_S = 5.0  # close() this long; then the holder (or the next search) indexes the rest
 FIRST_DEPTH = 64
 META_PK = 0
 
@@ -346,6 +347,8 @@ class KeywordIndex:
                 if self._writer is not None and time.monotonic() - self._used < IDLE_RELEASE_S:
                     continue
                 try:
+                    if self._writer is not None:  # other processes' changes too, while it holds it
+                        self._catch_up(commit=False)
                     writer = self._release()
                 except (ValueError, OSError, sa.exc.SQLAlchemyError) as exc:
                     log.warning("keyword index commit failed (the next use catches up): %s", exc)
@@ -510,7 +513,7 @@ class KeywordIndex:
         with self._lock:
             try:
                 if self._checked or self._writer is not None:
-                    self._catch_up(commit=True, wait=LOCK_WAIT_S)
+                    self._catch_up(commit=True, wait=CLOSE_WAIT_S)
                 writer = self._release()
             except (_Busy, ValueError, OSError, sa.exc.SQLAlchemyError) as exc:
                 log.warning("keyword index left behind (the next search catches up): %s", exc)
