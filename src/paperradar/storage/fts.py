@@ -1,6 +1,11 @@
 """Compile a parsed :class:`~paperradar.querylang.Query` into SQLite FTS5 terms.
 
-Pure functions: no connection here. The keyword index is one FTS5 table::
+SQLite's keyword index is now tantivy (``keyword_index.py``, which compiles the same AST by the
+same rules); what stays in use here: ``compile_query`` (its ``match`` says whether a query has
+anything positive to rank), the stop words and tokens PostgreSQL's ``pgfts`` shares, and the FTS5
+table that migration 0006's downgrade recreates.
+
+Pure functions: no connection here. The keyword index was one FTS5 table::
 
     papers_fts(title, abstract, authors)      -- see CREATE_FTS_TABLE / FTS_TOKENIZER
 

@@ -1,0 +1,127 @@
+"""Keyword search latency on SQLite at N papers, and how fast the keyword index is built.
+
+    python benchmarks/keyword_scale.py --corpus /tmp/corpus-1m.jsonl --keep /tmp/kw-1m.db
+
+Loads the corpus (``benchmarks/make_corpus.py``) straight into the papers table, without the
+ingest path (its rate is ``ingest_speed.py``'s figure), so that a million papers fit in a few
+minutes; then opens the database as a first search after an upgrade would: the keyword index is
+built from ``papers`` (timed: papers/s), and ``Engine.search`` runs the benchmark queries
+(``host.KEYWORD_QUERIES`` plus the operators of ``scale.py``) in keyword mode. With ``--keep`` an
+existing database is reused (its index too, unless ``--rebuild``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import sqlalchemy as sa
+from host import describe_host
+from scale import QUERIES, percentiles, timed
+
+from paperradar.engine import make_engine
+from paperradar.model import Author, Paper
+from paperradar.storage.schema import papers
+from paperradar.storage.sql import paper_to_row
+
+
+def load(url: str, corpus: Path) -> int:
+    eng = make_engine(url)
+    engine = eng.storage.engine  # type: ignore[attr-defined]
+    now = datetime.now(UTC).replace(tzinfo=None)
+    n = 0
+    with corpus.open() as fh:
+        while True:
+            rows = []
+            for line in fh:
+                d = json.loads(line)
+                published = d.get("published")
+                p = Paper(
+                    id=d["id"],
+                    title=d["title"],
+                    abstract=d.get("abstract") or "",
+                    authors=[Author(a["name"]) for a in d.get("authors") or []],
+                    arxiv_id=None,
+                    categories=d.get("categories") or [],
+                    primary_category=d.get("primary_category"),
+                    published=datetime.fromisoformat(published) if published else None,
+                    sources=d.get("sources") or [],
+                )
+                rows.append(paper_to_row(p, now))
+                if len(rows) == 20_000:
+                    break
+            if not rows:
+                break
+            with engine.begin() as conn:
+                conn.execute(sa.insert(papers), rows)
+            n += len(rows)
+    eng.close()
+    return n
+
+
+def rss_mib() -> int:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) // 1024
+    return 0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--corpus", type=Path, required=True)
+    ap.add_argument("--keep", type=Path, help="the database file (reused when it exists)")
+    ap.add_argument("--rebuild", action="store_true", help="build the keyword index again")
+    ap.add_argument("--queries", type=int, default=300)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="paperradar-kw-") as tmp:
+        db = args.keep or Path(tmp) / "kw.db"
+        url = f"sqlite:///{db}"
+        if not db.exists():
+            t = time.perf_counter()
+            n = load(url, args.corpus)
+            print(f"loaded {n:,} papers into the papers table in {time.perf_counter() - t:.0f} s")
+        folder = db.with_name(db.name + ".keywords")
+        eng = make_engine(url)
+        t = time.perf_counter()
+        cpu = time.process_time()
+        if args.rebuild or not folder.exists():
+            n = eng.storage.keyword_index.rebuild()  # type: ignore[attr-defined]
+            wall = time.perf_counter() - t
+            cpu = time.process_time() - cpu
+            print(
+                f"keyword index built: {n:,} papers in {wall:.0f} s = {n / wall:,.0f} papers/s "
+                f"(process CPU {cpu:.0f} s = {n / cpu:,.0f} papers per CPU-second)"
+            )
+        eng.search("warm up", mode="keyword")
+        rng = random.Random(1)
+        for q in QUERIES:
+            eng.search(q, mode="keyword", limit=20)
+        plain = percentiles(
+            timed(lambda: eng.search(rng.choice(QUERIES[:14]), mode="keyword"), args.queries)
+        )
+        every = percentiles(
+            timed(lambda: eng.search(rng.choice(QUERIES), mode="keyword"), args.queries)
+        )
+        papers_n = eng.stats()["papers"]
+        rss = rss_mib()
+        eng.close()
+    print(f"machine: {describe_host()}; load average {os.getloadavg()[0]:.1f}")
+    print(f"{papers_n:,} papers; keyword search (Engine.search, limit 20):")
+    print(f"  host.KEYWORD_QUERIES       : {plain}")
+    print(f"  + operators (scale.QUERIES): {every}")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+    print(f"resident memory after the queries {rss} MiB, peak {peak} MiB")
+
+
+if __name__ == "__main__":
+    main()

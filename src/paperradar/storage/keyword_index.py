@@ -1,0 +1,718 @@
+"""SQLite's keyword index: a tantivy (Rust, BM25 with block-max WAND) index next to the database.
+
+FTS5's ``bm25()`` scores every row that matches and reads its length from ``%_docsize``: a
+common word at 1,000,000 papers cost hundreds of milliseconds. tantivy keeps only the top k and
+skips the posting blocks that cannot enter it (``benchmarks/scale.py``: keyword p95 in README).
+
+Layout: the folder ``<db>.keywords`` (an in-memory database gets an in-memory index). Fields:
+
+* ``all`` = title, abstract and authors in one text (ranking and unfielded phrases; one field
+  keeps BM25 as FTS5 computed it over the whole row: SciFact nDCG@10 0.70 against 0.68 summing
+  per-field BM25); ``title`` and ``authors`` for ``title:``/``author:``; ``abstract:`` matches
+  in ``all`` and is checked against the stored abstract (indexing the abstract twice would
+  double the write cost for a rare operator);
+* filters as exact terms or numbers: ``cat`` (every category and its ``.``/``-`` prefixes, lower
+  case), ``src``, ``pid`` (canonical id), ``pub`` (published, epoch seconds), ``seen``
+  (published, else first seen);
+* ``pk`` (the papers row) and one meta document (pk 0) holding ``seq`` and ``maxpk``.
+
+Consistency. The write path (``SqliteStorage._fts_insert``/``_fts_delete``) appends the touched
+pks to ``keyword_changes`` inside the papers transaction; the index applies them in ``seq`` order
+afterwards and commits the highest applied ``seq`` in the meta document together with the
+documents, atomically. So a crash between the two commits, a second process writing the same
+database, or a lost index folder all end the same way: the next reader or writer catches up from
+``keyword_changes`` (or rebuilds from ``papers`` when the folder is missing, damaged, or belongs
+to another database). tantivy allows one writer per folder: a process that finds it taken serves
+the last commit and leaves the changes to the holder (which applies everything up to the newest
+``seq`` before it lets go); ``close()`` waits for it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+import tantivy
+
+from paperradar.querylang import Query
+from paperradar.storage.base import Cursor, PaperFilter
+from paperradar.storage.fts import MAX_OR_TERMS, STOP_WORDS, fts_tokens
+from paperradar.storage.schema import papers
+
+__all__ = ["KEYWORD_CHANGES", "KeywordIndex", "index_path_for"]
+
+log = logging.getLogger(__name__)
+
+KEYWORD_CHANGES = sa.table("keyword_changes", sa.column("seq"), sa.column("pk"))
+ANALYZER = "paperradar"
+WRITER_HEAP = 64_000_000
+COMMIT_EVERY_S = 2.0  # the write path commits at most this often (search and close() always do)
+APPLY_BATCH = 20_000  # changes read from keyword_changes per round
+PRUNE_AFTER = 100_000  # applied change rows kept before they are deleted
+STAMP_TRUST_S = 1.0  # unchanged database files skip the catch-up check this long at most
+IDLE_RELEASE_S = 3.0  # a writer unused this long is committed, merged and released
+LOCK_WAIT_S = 60.0  # a rebuild waits this long for another process's writer
+CLOSE_WAIT_S = 5.0  # close() this long; then the holder (or the next search) indexes the rest
+FIRST_DEPTH = 64
+META_PK = 0
+
+
+def index_path_for(database: Path | None) -> Path | None:
+    return None if database is None else database.with_name(database.name + ".keywords")
+
+
+def _analyzer() -> tantivy.TextAnalyzer:
+    # Letter/digit runs, case and accents folded, Snowball English stems: what FTS5's
+    # "porter unicode61 remove_diacritics 2" did (without stemming SciFact nDCG@10 drops to 0.67).
+    return (
+        tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
+        .filter(tantivy.Filter.remove_long(60))
+        .filter(tantivy.Filter.lowercase())
+        .filter(tantivy.Filter.ascii_fold())
+        .filter(tantivy.Filter.stemmer("english"))
+        .build()
+    )
+
+
+def _schema() -> tantivy.Schema:
+    sb = tantivy.SchemaBuilder()
+    sb.add_integer_field("pk", indexed=True, fast=True)  # i64: Python ints delete by term
+    for name in ("all", "title", "authors"):
+        sb.add_text_field(name, tokenizer_name=ANALYZER, index_option="position")
+    for name in ("cat", "src", "pid"):
+        sb.add_text_field(name, tokenizer_name="raw", index_option="basic")
+    sb.add_integer_field("pub", indexed=True, fast=True)
+    sb.add_integer_field("seen", indexed=True, fast=True)
+    sb.add_integer_field("seq", fast=True)
+    sb.add_integer_field("maxpk", fast=True)
+    return sb.build()
+
+
+def category_terms(categories: Iterable[str]) -> set[str]:
+    """Each category with every prefix ending before a ``.``/``-``: what ``cat:`` may name
+    (``cs.LG`` -> ``cs.lg``, ``cs``; ``q-bio.NC`` -> ``q-bio.nc``, ``q-bio``, ``q``)."""
+    out: set[str] = set()
+    for cat in categories:
+        c = cat.lower()
+        out.add(c)
+        for i, ch in enumerate(c):
+            if ch in ".-" and i:
+                out.add(c[:i])
+    return out
+
+
+def _epoch(dt: datetime | None) -> int | None:
+    if dt is None:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return int(dt.timestamp())
+
+
+_ROW_COLUMNS = (
+    papers.c.pk,
+    papers.c.id,
+    papers.c.title,
+    papers.c.abstract,
+    papers.c.author_names,
+    papers.c.categories,
+    papers.c.sources,
+    papers.c.published,
+    papers.c.first_seen,
+)
+
+
+def _document(row: Any) -> tantivy.Document:
+    doc = tantivy.Document()
+    doc.add_integer("pk", row.pk)
+    # Three values of one field: one length for BM25, and a phrase never spans two of them.
+    doc.add_text("all", row.title)
+    doc.add_text("all", row.abstract)
+    doc.add_text("all", row.author_names)
+    doc.add_text("title", row.title)
+    doc.add_text("authors", row.author_names)
+    doc.add_text("pid", row.id)
+    for cat in category_terms(row.categories.split()):
+        doc.add_text("cat", cat)
+    for src in row.sources.split():
+        doc.add_text("src", src)
+    published = _epoch(row.published)
+    if published is not None:
+        doc.add_integer("pub", published)
+    seen = published if published is not None else _epoch(row.first_seen)
+    if seen is not None:
+        doc.add_integer("seen", seen)
+    return doc
+
+
+class _Busy(Exception):
+    """Another process holds the index's writer."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    query: tantivy.Query
+    abstract_phrases: tuple[tuple[str, ...], ...]  # ``abstract:`` terms, checked on the text
+    authors: tuple[str, ...]  # substring filters checked in SQL
+
+
+class KeywordIndex:
+    """The keyword index of one SQLite database (see the module docstring)."""
+
+    def __init__(self, engine: sa.Engine, path: Path | None, database: Path | None = None) -> None:
+        self.engine = engine
+        self.path = path
+        self.database = database
+        self._stamp: tuple[int, ...] | None = None  # the database files when last caught up
+        self._stamped_at = 0.0
+        self.schema = _schema()
+        self.analyzer = _analyzer()
+        self._lock = threading.RLock()
+        self._writer: Any | None = None
+        self._pending_seq = 0  # applied to the writer, not yet committed
+        self._pending_maxpk = 0
+        self._last_commit = 0.0
+        self._pruned_to = 0
+        self._used = 0.0  # when the writer was last used
+        self._idle_thread: threading.Thread | None = None
+        self._index = self._open()
+        self._checked = False
+
+    # -- opening, rebuilding ---------------------------------------------------------------------
+    def _new_index(self, reuse: bool) -> tantivy.Index:
+        if self.path is None:
+            index = tantivy.Index(self.schema)
+        else:
+            self.path.mkdir(parents=True, exist_ok=True)
+            index = tantivy.Index(self.schema, path=str(self.path), reuse=reuse)
+        index.register_tokenizer(ANALYZER, self.analyzer)
+        return index
+
+    def _open(self) -> tantivy.Index:
+        try:
+            return self._new_index(reuse=True)
+        except (ValueError, OSError) as exc:
+            log.warning("the keyword index %s is unreadable (%s): rebuilding it", self.path, exc)
+            self._discard()
+            return self._new_index(reuse=True)
+
+    def _discard(self) -> None:
+        if self.path is not None:
+            shutil.rmtree(self.path, ignore_errors=True)
+
+    def _meta(self, searcher: tantivy.Searcher) -> tuple[int, int] | None:
+        """(seq, maxpk) of the last commit; ``None`` for an index without its meta document."""
+        hits = searcher.search(tantivy.Query.term_query(self.schema, "pk", META_PK), 1).hits
+        if not hits:
+            return None
+        addr = [hits[0][1]]
+        return int(searcher.fast_field_values("seq", addr)[0] or 0), int(
+            searcher.fast_field_values("maxpk", addr)[0] or 0
+        )
+
+    def _head(self, conn: sa.Connection) -> int:
+        return int(conn.execute(sa.select(sa.func.max(KEYWORD_CHANGES.c.seq))).scalar() or 0)
+
+    def _check(self) -> None:
+        """First use: rebuild an index that is empty, foreign or out of step with ``papers``."""
+        with self.engine.connect() as conn:
+            head = self._head(conn)
+            count = int(conn.execute(sa.select(sa.func.count()).select_from(papers)).scalar_one())
+        searcher = self._index.searcher()
+        meta = self._meta(searcher)
+        if meta is None or meta[0] > head:
+            why = "missing" if meta is None else "from another database"
+            self._rebuild(why, count)
+            return
+        self._catch_up(commit=True)
+        searcher = self._searcher()
+        if searcher.num_docs - 1 != count and self._pending_seq == 0:
+            meta = self._meta(searcher)
+            if meta is not None and meta[0] >= head:
+                self._rebuild(f"out of step ({searcher.num_docs - 1:,} of {count:,} papers)", count)
+
+    def rebuild(self) -> int:
+        """Build the index again from ``papers``; returns the number of papers indexed."""
+        with self._lock:
+            with self.engine.connect() as conn:
+                count = int(
+                    conn.execute(sa.select(sa.func.count()).select_from(papers)).scalar_one()
+                )
+            self._rebuild("asked for", count)
+            self._checked = True
+            return count
+
+    def _rebuild(self, why: str, count: int) -> None:
+        if count:
+            log.warning(
+                "building the keyword index of %s papers (%s; index %s): search waits for it",
+                f"{count:,}",
+                why,
+                self.path or "in memory",
+            )
+        started = time.perf_counter()
+        self._drop_writer()
+        # Two indexing threads beside this one reading rows (one for small updates).
+        writer = self._take_writer(wait=LOCK_WAIT_S, threads=2)
+        try:
+            writer.delete_all_documents()
+            done = 0
+            maxpk = 0
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("BEGIN")  # one snapshot for the head seq and the rows
+                head = self._head(conn)
+                rows = conn.execution_options(yield_per=5000).execute(
+                    sa.select(*_ROW_COLUMNS).order_by(papers.c.pk)
+                )
+                for row in rows:
+                    writer.add_document(_document(row))
+                    maxpk = row.pk
+                    done += 1
+                    if done % 200_000 == 0:
+                        log.warning("keyword index: %s of %s papers", f"{done:,}", f"{count:,}")
+                conn.rollback()
+            self._add_meta(writer, head, maxpk)
+            writer.commit()
+        except BaseException:
+            self._drop_writer()
+            raise
+        self._writer = None
+        self._pending_seq = 0
+        self._finish(writer)
+        self._index.reload()
+        if count:
+            log.warning(
+                "keyword index ready: %s papers in %.1f s",
+                f"{done:,}",
+                time.perf_counter() - started,
+            )
+
+    # -- the writer ------------------------------------------------------------------------------
+    def _take_writer(self, wait: float = 0.0, threads: int = 1) -> Any:
+        if self._writer is not None:
+            return self._writer
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                self._writer = self._index.writer(WRITER_HEAP * threads, threads)
+                self._used = time.monotonic()
+                self._watch_idle()
+                return self._writer
+            except ValueError as exc:
+                if "lock" not in str(exc).lower():
+                    raise
+                if time.monotonic() >= deadline:
+                    raise _Busy(str(exc)) from exc
+                time.sleep(0.05)
+
+    def _release(self) -> Any | None:
+        """Commit and let go of the writer; the caller finishes it (``_finish``) outside the lock.
+        Dropping a tantivy writer cancels its merges, so it is kept while writes go on and
+        finished, merges done, once idle (IDLE_RELEASE_S) or at close()."""
+        writer = self._writer
+        if writer is None:
+            return None
+        self._commit()
+        self._writer = None
+        return writer
+
+    def _finish(self, writer: Any | None) -> None:
+        if writer is not None:
+            try:
+                writer.wait_merging_threads()  # frees the lock file when it returns
+            except ValueError as exc:
+                log.info("keyword index merge stopped: %s", exc)
+
+    def _watch_idle(self) -> None:
+        """Release the writer of a process that stopped writing, so others can index."""
+        if self._idle_thread is not None:
+            return
+        thread = threading.Thread(target=self._idle_loop, name="keyword-index-idle", daemon=True)
+        self._idle_thread = thread
+        thread.start()
+
+    def _idle_loop(self) -> None:
+        while True:
+            time.sleep(0.5)
+            with self._lock:
+                if self._writer is not None and time.monotonic() - self._used < IDLE_RELEASE_S:
+                    continue
+                try:
+                    if self._writer is not None:  # other processes' changes too, while it holds it
+                        self._catch_up(commit=False)
+                    writer = self._release()
+                except (ValueError, OSError, sa.exc.SQLAlchemyError) as exc:
+                    log.warning("keyword index commit failed (the next use catches up): %s", exc)
+                    self._drop_writer()
+                    writer = None
+                self._idle_thread = None
+            self._finish(writer)
+            return
+
+    def _drop_writer(self) -> None:
+        if self._writer is not None:
+            self._writer.rollback()
+            self._writer = None
+        self._pending_seq = 0
+
+    def _add_meta(self, writer: Any, seq: int, maxpk: int) -> None:
+        writer.delete_documents_by_term("pk", META_PK)
+        doc = tantivy.Document()
+        doc.add_integer("pk", META_PK)
+        doc.add_integer("seq", seq)
+        doc.add_integer("maxpk", maxpk)
+        writer.add_document(doc)
+
+    # -- catching up -----------------------------------------------------------------------------
+    def _searcher(self) -> tantivy.Searcher:
+        return self._index.searcher()
+
+    def _catch_up(self, *, commit: bool, wait: float = 0.0) -> bool:
+        """Apply the changes after the index's ``seq``; commit when asked (or when the last
+        commit is older than COMMIT_EVERY_S). Another process's writer: keep the last commit and
+        return False."""
+        with self.engine.connect() as conn:
+            head = self._head(conn)
+        meta = self._meta(self._searcher())
+        committed = meta[0] if meta else 0
+        if head > committed and self._writer is None:
+            self._index.reload()  # another process may have committed them
+            meta = self._meta(self._searcher())
+            committed = meta[0] if meta else 0
+        applied = max(committed, self._pending_seq)
+        if head <= applied:
+            if self._writer is not None and (commit or self._commit_due()):
+                self._commit()
+            return True
+        try:
+            writer = self._take_writer(wait=wait)
+        except _Busy:
+            return False
+        self._used = time.monotonic()
+        if self._pending_seq == 0:  # nothing uncommitted: start from what is on disk
+            self._index.reload()
+            meta = self._meta(self._searcher())
+            applied, maxpk = meta if meta else (0, 0)
+            self._pending_maxpk = maxpk
+        with self.engine.connect() as conn:
+            while True:
+                rows = conn.execute(
+                    sa.select(KEYWORD_CHANGES.c.seq, KEYWORD_CHANGES.c.pk)
+                    .where(KEYWORD_CHANGES.c.seq > applied)
+                    .order_by(KEYWORD_CHANGES.c.seq)
+                    .limit(APPLY_BATCH)
+                ).all()
+                if not rows:
+                    break
+                pks = sorted({r.pk for r in rows})
+                for pk in pks:
+                    if pk <= self._pending_maxpk:
+                        writer.delete_documents_by_term("pk", pk)
+                for start in range(0, len(pks), 4000):
+                    chunk = pks[start : start + 4000]
+                    for row in conn.execute(sa.select(*_ROW_COLUMNS).where(papers.c.pk.in_(chunk))):
+                        writer.add_document(_document(row))
+                self._pending_maxpk = max(self._pending_maxpk, pks[-1])
+                applied = int(rows[-1].seq)
+                self._pending_seq = applied
+        if commit or self._commit_due():
+            self._commit()
+        return True
+
+    def _commit_due(self) -> bool:
+        return time.monotonic() - self._last_commit >= COMMIT_EVERY_S
+
+    def _commit(self) -> None:
+        writer = self._writer
+        if writer is None:
+            return
+        if self._pending_seq:
+            self._add_meta(writer, self._pending_seq, self._pending_maxpk)
+        writer.commit()
+        seq = self._pending_seq
+        self._pending_seq = 0
+        self._last_commit = self._used = time.monotonic()
+        self._index.reload()
+        if seq - self._pruned_to >= PRUNE_AFTER:
+            self._prune(seq)
+
+    def _prune(self, seq: int) -> None:
+        """Delete the change rows the committed index already holds (their pks are in it)."""
+        try:
+            with self.engine.begin() as conn:
+                # The newest row stays: max(seq) is how far the database has gone.
+                conn.execute(sa.delete(KEYWORD_CHANGES).where(KEYWORD_CHANGES.c.seq < seq))
+            self._pruned_to = seq
+        except sa.exc.OperationalError as exc:  # busy: the next commit prunes
+            log.info("keyword_changes not pruned yet: %s", exc)
+
+    # -- the public surface ----------------------------------------------------------------------
+    def _files_stamp(self) -> tuple[int, ...] | None:
+        """Size and mtime of the database and its WAL: every commit changes them."""
+        if self.database is None:
+            return None
+        out: list[int] = []
+        for name in (str(self.database), f"{self.database}-wal"):
+            try:
+                st = os.stat(name)
+            except OSError:
+                out += [-1, -1]
+            else:
+                out += [st.st_size, st.st_mtime_ns]
+        return tuple(out)
+
+    def ensure_current(self) -> None:
+        """Make the committed index hold every committed change this process can apply.
+        Cheap when nothing was written: the database files are as they were at the last check
+        (re-checked at least every STAMP_TRUST_S, as mtimes are coarse)."""
+        with self._lock:
+            stamp = self._files_stamp()
+            if (
+                stamp is not None
+                and stamp == self._stamp
+                and self._pending_seq == 0
+                and time.monotonic() - self._stamped_at < STAMP_TRUST_S
+            ):
+                return
+            if not self._checked:
+                self._check()
+                self._checked = True
+                done = True
+            else:
+                done = self._catch_up(commit=True)
+            if done:
+                self._stamp, self._stamped_at = stamp, time.monotonic()
+
+    def prepare(self) -> None:
+        """Check the index once before the first write (a new database's is built silently)."""
+        with self._lock:
+            if not self._checked:
+                self._check()
+                self._checked = True
+
+    def after_write(self) -> None:
+        """Called after a papers transaction committed: index its changes (commit now and then)."""
+        with self._lock:
+            if not self._checked:
+                self._check()
+                self._checked = True
+            else:
+                self._catch_up(commit=False)
+
+    def close(self) -> None:
+        writer = None
+        with self._lock:
+            try:
+                if self._checked or self._writer is not None:
+                    self._catch_up(commit=True, wait=CLOSE_WAIT_S)
+                writer = self._release()
+            except (_Busy, ValueError, OSError, sa.exc.SQLAlchemyError) as exc:
+                log.warning("keyword index left behind (the next search catches up): %s", exc)
+                self._drop_writer()
+            idle = self._idle_thread
+        self._finish(writer)
+        if idle is not None:
+            idle.join()
+
+    def search(
+        self,
+        query: Query,
+        flt: PaperFilter,
+        *,
+        limit: int,
+        after: Cursor | None,
+        require_all: bool,
+    ) -> list[tuple[int, float]]:
+        """(pk, score) best first, ties by pk descending, after ``after``."""
+        plan = self._plan(query, flt, require_all=require_all)
+        if plan is None:
+            return []
+        self.ensure_current()
+        searcher = self._searcher()
+        depth = max(FIRST_DEPTH, 2 * limit)
+        while True:
+            hits = searcher.search(plan.query, depth, count=False).hits
+            pks = searcher.fast_field_values("pk", [a for _, a in hits])
+            ranked = sorted(
+                ((float(s), int(pk or 0)) for (s, _), pk in zip(hits, pks, strict=True)),
+                key=lambda t: (-t[0], -t[1]),
+            )
+            exhausted = len(hits) < depth
+            if after is not None and isinstance(after.value, float | int):
+                ranked = [
+                    (s, pk)
+                    for s, pk in ranked
+                    if s < after.value or (s == after.value and pk < after.pk)
+                ]
+            kept = self._verified(plan, ranked)
+            # Every row scoring at least the page's last one has been seen when the deepest hit
+            # scores strictly less (ties at the cut could otherwise be missing).
+            if exhausted or (len(kept) >= limit and ranked and ranked[-1][0] < kept[limit - 1][1]):
+                return [(pk, s) for pk, s in kept[:limit]]
+            depth *= 4
+
+    def _verified(self, plan: _Plan, ranked: list[tuple[float, int]]) -> list[tuple[int, float]]:
+        """The hits that pass what the index cannot check itself (author substrings,
+        ``abstract:`` terms), in order."""
+        if not (plan.authors or plan.abstract_phrases) or not ranked:
+            return [(pk, s) for s, pk in ranked]
+        ok: set[int] = set()
+        cols = [papers.c.pk, papers.c.abstract, papers.c.author_names]
+        with self.engine.connect() as conn:
+            for start in range(0, len(ranked), 4000):
+                chunk = [pk for _, pk in ranked[start : start + 4000]]
+                for row in conn.execute(sa.select(*cols).where(papers.c.pk.in_(chunk))):
+                    names = row.author_names.lower()
+                    if plan.authors and not any(a.lower() in names for a in plan.authors):
+                        continue
+                    if plan.abstract_phrases:
+                        toks = self.analyzer.analyze(row.abstract)
+                        if not all(_contains(toks, p) for p in plan.abstract_phrases):
+                            continue
+                    ok.add(row.pk)
+        return [(pk, s) for s, pk in ranked if pk in ok]
+
+    def matching_pks(self, query: Query) -> list[int]:
+        """Every pk a query's ``-exclusions`` match (for listings of exclusions only)."""
+        parts = self._excluded(query)
+        if not parts:
+            return []
+        self.ensure_current()
+        searcher = self._searcher()
+        q = parts[0] if len(parts) == 1 else _should(parts)
+        hits = searcher.search(q, max(1, searcher.num_docs), count=False).hits
+        return [int(pk or 0) for pk in searcher.fast_field_values("pk", [a for _, a in hits])]
+
+    def info(self) -> dict[str, Any]:
+        with self._lock:
+            searcher = self._searcher()
+            meta = self._meta(searcher)
+            return {
+                "path": str(self.path) if self.path else None,
+                "papers": max(0, searcher.num_docs - 1),
+                "seq": meta[0] if meta else None,
+            }
+
+    # -- compiling a query -----------------------------------------------------------------------
+    def _text(self, text: str, field: str) -> tantivy.Query | None:
+        toks = self.analyzer.analyze(text)
+        if not toks:
+            return None
+        if len(toks) == 1:
+            return tantivy.Query.term_query(self.schema, field, toks[0])
+        words: list[str | tuple[int, str]] = list(toks)
+        return tantivy.Query.phrase_query(self.schema, field, words)
+
+    def _excluded(self, query: Query) -> list[tantivy.Query]:
+        texts = (*query.excluded_terms, *query.excluded_phrases)
+        return [q for q in (self._text(t, "all") for t in texts) if q is not None]
+
+    def _ranking(self, query: Query) -> list[tantivy.Query]:
+        seen: set[str] = set()
+        out: list[tantivy.Query] = []
+        for term in query.terms:
+            tokens = fts_tokens(term)
+            if not tokens or (len(tokens) == 1 and tokens[0] in STOP_WORDS):
+                continue
+            key = " ".join(tokens)
+            if key in seen:
+                continue
+            seen.add(key)
+            q = self._text(term, "all")
+            if q is not None:
+                out.append(q)
+        return out[:MAX_OR_TERMS]
+
+    def _plan(self, query: Query, flt: PaperFilter, *, require_all: bool) -> _Plan | None:
+        required = [q for q in (self._text(p, "all") for p in query.phrases) if q is not None]
+        abstract: list[tuple[str, ...]] = []
+        for ft in query.field_terms:
+            q = self._text(ft.text, "all" if ft.field == "abstract" else ft.field)
+            if q is not None:
+                required.append(q)
+                if ft.field == "abstract":
+                    abstract.append(tuple(self.analyzer.analyze(ft.text)))
+        authors = [q for q in (self._text(a, "authors") for a in query.authors) if q is not None]
+        if authors:
+            required.append(authors[0] if len(authors) == 1 else _should(authors))
+        terms = self._ranking(query)
+        if not required and not terms:
+            return None
+        clauses: list[tuple[tantivy.Occur, tantivy.Query]] = [
+            (tantivy.Occur.Must, q) for q in required
+        ]
+        occur = tantivy.Occur.Must if require_all else tantivy.Occur.Should
+        excluded = self._excluded(query)
+        filters = self._filters(flt)
+        if terms and not required and not require_all:
+            if not excluded and not filters:  # a plain disjunction: block-max WAND
+                return _Plan(_should(terms), (), tuple(flt.authors))
+            clauses.append((tantivy.Occur.Must, _should(terms)))
+        else:
+            clauses += [(occur, q) for q in terms]
+        clauses += [(tantivy.Occur.MustNot, q) for q in excluded]
+        clauses += [(tantivy.Occur.Must, f) for f in filters]
+        return _Plan(
+            tantivy.Query.boolean_query(clauses),
+            tuple(abstract),
+            tuple(query.authors) + tuple(a for a in flt.authors if a not in query.authors),
+        )
+
+    def _filters(self, flt: PaperFilter) -> list[tantivy.Query]:
+        s = self.schema
+        out: list[tantivy.Query] = []
+
+        def terms(field: str, values: Iterable[str]) -> tantivy.Query:
+            return tantivy.Query.term_set_query(s, field, sorted(set(values)))
+
+        if flt.categories:
+            out.append(terms("cat", (c.lower().rstrip(".-") for c in flt.categories)))
+        if flt.sources:
+            out.append(terms("src", flt.sources))
+        if flt.ids:
+            out.append(terms("pid", flt.ids))
+        if flt.years:
+            ranges = []
+            for start, end in flt.years:
+                lo = _epoch(datetime(start, 1, 1)) if start is not None else None
+                hi = _epoch(datetime(end + 1, 1, 1)) if end is not None else None
+                ranges.append(_range(s, "pub", lo, hi))
+            out.append(ranges[0] if len(ranges) == 1 else _should(ranges))
+        if flt.since is not None:
+            out.append(_range(s, "seen", _epoch(flt.since), None))
+        if flt.published_from is not None or flt.published_to is not None:
+            out.append(_range(s, "pub", _epoch(flt.published_from), _epoch(flt.published_to)))
+        return [tantivy.Query.const_score_query(q, 0.0) for q in out]
+
+
+def _should(queries: Sequence[tantivy.Query]) -> tantivy.Query:
+    return tantivy.Query.boolean_query([(tantivy.Occur.Should, q) for q in queries])
+
+
+def _range(schema: tantivy.Schema, field: str, lo: int | None, hi: int | None) -> tantivy.Query:
+    """``lo <= field < hi`` (either end open); a document without the field never matches."""
+    if lo is None and hi is None:
+        return tantivy.Query.exists_query(field)
+    return tantivy.Query.range_query(
+        schema,
+        field,
+        tantivy.FieldType.Integer,
+        lo,
+        hi,
+        include_lower=True,
+        include_upper=hi is None,
+    )
+
+
+def _contains(tokens: list[str], phrase: tuple[str, ...]) -> bool:
+    n = len(phrase)
+    return any(tuple(tokens[i : i + n]) == phrase for i in range(len(tokens) - n + 1))
