@@ -293,7 +293,7 @@ def test_a_writer_held_by_another_process_never_breaks_a_search(tmp_path: Path) 
 
 HOLD = """
 s.keyword_index.ensure_current()
-w = s.keyword_index._take_writer()
+w = s.keyword_index._take_writer(wait=30)  # ours lets go of it after IDLE_RELEASE_S
 print("holding", flush=True)
 sys.stdin.readline()  # exiting frees the writer's lock
 """
