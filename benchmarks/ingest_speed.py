@@ -68,7 +68,9 @@ def main() -> None:
     print(f"machine: {describe_host()}")
     print(f"{'papers':>22}: {report.new:,}")
     what = (
-        "JSONL -> SQLite, keyword index OFF" if args.no_keyword_index else "JSONL -> SQLite + FTS5"
+        "JSONL -> SQLite, keyword index OFF"
+        if args.no_keyword_index
+        else "JSONL -> SQLite + keyword index"
     )
     print(f"{'ingest':>22}: {took:.1f} s = {report.new / took:,.0f} papers/s ({what})")
     print(
