@@ -49,6 +49,7 @@ __all__ = [
     "compile_query",
     "fts_string",
     "fts_tokens",
+    "ranking_words",
 ]
 
 FTS_TABLE = "papers_fts"
@@ -128,8 +129,10 @@ def _any(parts: list[str]) -> str:
     return parts[0] if len(parts) == 1 else "(" + " OR ".join(parts) + ")"
 
 
-def _ranking_terms(query: Query) -> list[str]:
-    """The free terms as FTS5 strings: stop words out, duplicates out, at most MAX_OR_TERMS."""
+def ranking_words(query: Query) -> list[str]:
+    """The free terms that rank, in query order: those that are a lone stop word or tokenize to
+    nothing are left out, and so is a term with the same tokens as an earlier one. Every keyword
+    backend ranks by these (each caps them at MAX_OR_TERMS after compiling)."""
     seen: set[str] = set()
     out: list[str] = []
     for term in query.terms:
@@ -139,8 +142,13 @@ def _ranking_terms(query: Query) -> list[str]:
         key = " ".join(tokens)
         if key not in seen:
             seen.add(key)
-            out.append(fts_string(term))
-    return out[:MAX_OR_TERMS]
+            out.append(term)
+    return out
+
+
+def _ranking_terms(query: Query) -> list[str]:
+    """The free terms as FTS5 strings, at most MAX_OR_TERMS."""
+    return [fts_string(term) for term in ranking_words(query)][:MAX_OR_TERMS]
 
 
 def _required(query: Query) -> list[str]:

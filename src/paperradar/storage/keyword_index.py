@@ -45,7 +45,7 @@ import tantivy
 
 from paperradar.querylang import Query
 from paperradar.storage.base import Cursor, PaperFilter
-from paperradar.storage.fts import MAX_OR_TERMS, STOP_WORDS, fts_tokens
+from paperradar.storage.fts import MAX_OR_TERMS, ranking_words
 from paperradar.storage.schema import papers
 
 __all__ = ["KEYWORD_CHANGES", "KeywordIndex", "index_path_for"]
@@ -617,20 +617,8 @@ class KeywordIndex:
         return [q for q in (self._text(t, "all") for t in texts) if q is not None]
 
     def _ranking(self, query: Query) -> list[tantivy.Query]:
-        seen: set[str] = set()
-        out: list[tantivy.Query] = []
-        for term in query.terms:
-            tokens = fts_tokens(term)
-            if not tokens or (len(tokens) == 1 and tokens[0] in STOP_WORDS):
-                continue
-            key = " ".join(tokens)
-            if key in seen:
-                continue
-            seen.add(key)
-            q = self._text(term, "all")
-            if q is not None:
-                out.append(q)
-        return out[:MAX_OR_TERMS]
+        compiled = (self._text(term, "all") for term in ranking_words(query))
+        return [q for q in compiled if q is not None][:MAX_OR_TERMS]
 
     def _plan(self, query: Query, flt: PaperFilter, *, require_all: bool) -> _Plan | None:
         required = [q for q in (self._text(p, "all") for p in query.phrases) if q is not None]

@@ -30,7 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import REGCONFIG, TSQUERY, TSVECTOR
 
 from paperradar.querylang import Query
-from paperradar.storage.fts import MAX_OR_TERMS, STOP_WORDS, fts_tokens
+from paperradar.storage.fts import MAX_OR_TERMS, fts_tokens, ranking_words
 from paperradar.storage.schema import papers
 
 __all__ = [
@@ -87,22 +87,8 @@ def _and(parts: list[sa.ColumnElement[str]]) -> sa.ColumnElement[str]:
 
 
 def _ranking_terms(query: Query) -> list[sa.ColumnElement[str]]:
-    seen: set[str] = set()
-    out: list[sa.ColumnElement[str]] = []
-    for term in query.terms:
-        tokens = fts_tokens(term)
-        if not tokens or (len(tokens) == 1 and tokens[0] in STOP_WORDS):
-            continue
-        key = " ".join(tokens)
-        if key in seen:
-            continue
-        seen.add(key)
-        q = tsquery_of(term)
-        if q is not None:
-            out.append(q)
-        if len(out) >= MAX_OR_TERMS:
-            break
-    return out
+    compiled = (tsquery_of(term) for term in ranking_words(query))
+    return [q for q in compiled if q is not None][:MAX_OR_TERMS]
 
 
 def excluded_tsquery(query: Query) -> sa.ColumnElement[str] | None:
