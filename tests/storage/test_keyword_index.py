@@ -12,8 +12,10 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -329,6 +331,32 @@ def test_a_lost_damaged_or_foreign_index_is_rebuilt(
     assert all_findable(s)
     assert ids(s, "tok00100") == []
     assert "keyword index" in caplog.text
+    s.close()
+
+
+def test_threads_searching_a_missing_index_build_it_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A digest run searches from several threads at once: they share one index, and a
+    missing index is built once, not once per thread."""
+    db = tmp_path / "kw.db"
+    s = SqliteStorage(f"sqlite:///{db}")
+    s.write_papers([synthetic(i) for i in range(40)])
+    s.close()
+    shutil.rmtree(_index_dir(db))
+    caplog.set_level(logging.WARNING)
+    s = SqliteStorage(f"sqlite:///{db}")
+    start = threading.Barrier(6)
+
+    def search(i: int) -> tuple[int, list[str]]:
+        start.wait()
+        return id(s.keyword_index), ids(s, f"tok{i:05d}")
+
+    with ThreadPoolExecutor(6) as pool:
+        found = list(pool.map(search, range(6)))
+    assert len({index for index, _ in found}) == 1
+    assert [hits for _, hits in found] == [[f"2401.{i:05d}"] for i in range(6)]
+    assert caplog.text.count("building the keyword index of 40 papers") == 1
     s.close()
 
 

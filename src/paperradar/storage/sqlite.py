@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -56,6 +57,7 @@ class SqliteStorage(SqlStorage):
         sa.event.listen(engine, "connect", _on_connect)
         super().__init__(url, engine)
         self._keyword_index: KeywordIndex | None = None
+        self._keyword_index_lock = threading.Lock()
 
     @contextmanager
     def _write_txn(self) -> Iterator[sa.Connection]:
@@ -77,9 +79,14 @@ class SqliteStorage(SqlStorage):
 
     @property
     def keyword_index(self) -> KeywordIndex:
-        if self._keyword_index is None:
-            self._keyword_index = KeywordIndex(self.engine, index_path_for(self.path), self.path)
-        return self._keyword_index
+        # One index per storage: threads racing here (a digest run's parallel searches) each
+        # made their own, and each rebuilt a missing index.
+        with self._keyword_index_lock:
+            if self._keyword_index is None:
+                self._keyword_index = KeywordIndex(
+                    self.engine, index_path_for(self.path), self.path
+                )
+            return self._keyword_index
 
     def close(self) -> None:
         if self._keyword_index is not None:
