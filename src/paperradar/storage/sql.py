@@ -9,6 +9,7 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -1280,16 +1281,46 @@ class SqlStorage:
             )
             return res.rowcount == 1
 
+    @cached_property
+    def _digest_statements(self) -> dict[str, Any]:
+        """The per-mail ledger statements, built once: a digest run executes them for every
+        subscriber, and building a SQLAlchemy statement costs more than running it."""
+        led = digest_ledger.c
+        at = sa.bindparam("b_at", type_=led.sent.type)
+        held = sa.and_(
+            led.subscription_id == sa.bindparam("b_sid"),
+            led.period == sa.bindparam("b_period"),
+            led.owner == sa.bindparam("b_owner"),
+            led.state.in_(["claimed", "composed"]),
+        )
+        return {
+            "compose": sa.update(digest_ledger)
+            .where(held)
+            .values(state="composed", items=sa.bindparam("b_items", type_=led["items"].type)),
+            "finish": sa.update(digest_ledger)
+            .where(held)
+            .values(state="sent", sent=at, owner=None, lease_until=None, error=None),
+            "record": self._insert_ignoring_conflicts(digest_sent, ["subscription_id", "paper_id"]),
+            "last": sa.update(subscriptions)
+            .where(subscriptions.c.id == sa.bindparam("b_sid"))
+            .values(last_digest=at, failures=0, last_error=None),
+        }
+
     def save_digests(
         self, owner: str, rows: Sequence[tuple[int, str, list[dict[str, Any]]]]
     ) -> set[int]:
         saved: set[int] = set()
+        compose = self._digest_statements["compose"]
         with self._write_txn() as conn:
             for sub_id, period, items in rows:
                 res = conn.execute(
-                    sa.update(digest_ledger)
-                    .where(self._held_digest(sub_id, period, owner))
-                    .values(state="composed", items=json.dumps(items, ensure_ascii=False))
+                    compose,
+                    {
+                        "b_sid": sub_id,
+                        "b_period": period,
+                        "b_owner": owner,
+                        "b_items": orjson.dumps(items).decode(),
+                    },
                 )
                 if res.rowcount == 1:
                     saved.add(sub_id)
@@ -1299,25 +1330,20 @@ class SqlStorage:
         self, sub_id: int, period: str, owner: str, paper_ids: Sequence[str], now: datetime
     ) -> bool:
         at = _naive_utc(now)
+        st = self._digest_statements
         with self._write_txn() as conn:
             res = conn.execute(
-                sa.update(digest_ledger)
-                .where(self._held_digest(sub_id, period, owner))
-                .values(state="sent", sent=at, owner=None, lease_until=None, error=None)
+                st["finish"], {"b_sid": sub_id, "b_period": period, "b_owner": owner, "b_at": at}
             )
             if res.rowcount != 1:
                 return False
             ids = sorted(set(paper_ids))
             if ids:
                 conn.execute(
-                    self._insert_ignoring_conflicts(digest_sent, ["subscription_id", "paper_id"]),
+                    st["record"],
                     [{"subscription_id": sub_id, "paper_id": pid, "sent": at} for pid in ids],
                 )
-            conn.execute(
-                sa.update(subscriptions)
-                .where(subscriptions.c.id == sub_id)
-                .values(last_digest=at, failures=0, last_error=None)
-            )
+            conn.execute(st["last"], {"b_sid": sub_id, "b_at": at})
             return True
 
     def release_digest(
