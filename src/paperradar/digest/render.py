@@ -16,8 +16,17 @@ from functools import lru_cache
 from typing import Any
 
 import jinja2
+from markupsafe import Markup
 
-__all__ = ["MailParts", "RawMail", "build_message", "build_raw", "render_mail", "summarize"]
+__all__ = [
+    "MailParts",
+    "RawMail",
+    "build_message",
+    "build_raw",
+    "render_fragment",
+    "render_mail",
+    "summarize",
+]
 
 _html = jinja2.Environment(
     loader=jinja2.PackageLoader("paperradar", "digest/templates"),
@@ -62,6 +71,14 @@ def render_mail(template: str, subject: str, **context: Any) -> MailParts:
     )
 
 
+def render_fragment(template: str, context: dict[str, Any]) -> Any:
+    """A piece rendered once and placed in many mails: Markup for ``.html`` (escaped here, not
+    again), plain text for ``.txt``; without its final line break."""
+    if template.endswith(".html"):
+        return Markup(_html.get_template(template).render(context).rstrip("\n"))
+    return _text.get_template(template).render(context).rstrip("\n")
+
+
 @dataclass(frozen=True, slots=True)
 class RawMail:
     """A message ready for SMTP: envelope sender and recipient, and the CRLF bytes."""
@@ -90,9 +107,27 @@ def _address(value: str) -> str:
     return formataddr((name, addr), charset="utf-8") if name else addr
 
 
+# Quoted-printable works line by line, so a line encodes the same wherever it stands. A digest
+# run sends the same lines (the template's, and each paper's title, authors and summary) in
+# thousands of mails: each distinct line is encoded once. Bounded: cleared when full.
+_QP_LINES: dict[str, bytes] = {}
+_QP_LINES_MAX = 100_000
+
+
+def _qp_line(line: str) -> bytes:
+    encoded = _QP_LINES.get(line)
+    if encoded is None:
+        encoded = binascii.b2a_qp((line + "\n").encode("utf-8"), istext=True)
+        encoded = encoded.replace(b"\n", b"\r\n")  # soft line breaks too
+        if len(_QP_LINES) >= _QP_LINES_MAX:
+            _QP_LINES.clear()
+        _QP_LINES[line] = encoded
+    return encoded
+
+
 def _qp(text: str) -> bytes:
-    body = "\n".join(text.splitlines()) + "\n"
-    return binascii.b2a_qp(body.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
+    """``text`` as quoted-printable UTF-8 with CRLF line ends."""
+    return b"".join([_qp_line(line) for line in text.splitlines() or [""]])
 
 
 def headers_for(

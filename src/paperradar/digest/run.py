@@ -21,10 +21,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from markupsafe import Markup
+
 from paperradar.config import Settings
 from paperradar.digest.compose import Composer, DigestItem, Pool, build_pool
 from paperradar.digest.links import Links
-from paperradar.digest.render import MailParts, RawMail, build_raw, render_mail, summarize
+from paperradar.digest.render import (
+    MailParts,
+    RawMail,
+    build_raw,
+    render_fragment,
+    render_mail,
+    summarize,
+)
 from paperradar.digest.schedule import due_period, period_length
 from paperradar.digest.smtp import PermanentFailure, RateLimit, SmtpSender, TemporaryFailure
 from paperradar.digest.subscriptions import describe_interests
@@ -74,10 +83,10 @@ TrendingFn = Callable[[str, datetime], list[tuple[Paper, float]]]
 
 @dataclass(frozen=True, slots=True)
 class _PaperRow:
-    title: str
-    authors: str
-    meta: str
-    summary: str
+    """What every mail shows of one paper, rendered once per run (digest_paper.html/.txt)."""
+
+    html: Markup
+    text: str
     url: str
     pdf_url: str
 
@@ -86,10 +95,8 @@ class _PaperRow:
 class _Row:
     """One item of a mail, as the templates read it (attributes: Jinja's fast path)."""
 
-    title: str
-    authors: str
-    meta: str
-    summary: str
+    paper_html: Markup
+    paper_text: str
     reasons: list[str]
     url: str
     pdf_url: str
@@ -182,12 +189,17 @@ class DigestRunner:
                 )
                 if x
             )
+            fields = {
+                "title": p.title,
+                "authors": authors,
+                "meta": meta,
+                "summary": summarize(p.abstract),
+                "url": self.links.paper(p.id),
+            }
             row = _PaperRow(
-                p.title,
-                authors,
-                meta,
-                summarize(p.abstract),
-                self.links.paper(p.id),
+                render_fragment("digest_paper.html", fields),
+                render_fragment("digest_paper.txt", fields),
+                fields["url"],
                 self.links.outbound(p.id, "pdf") if p.links.get("pdf") else "",
             )
             self._rows[p.id] = row
@@ -203,10 +215,8 @@ class DigestRunner:
             row = self._paper_row(p)
             rows.append(
                 _Row(
-                    row.title,
-                    row.authors,
-                    row.meta,
-                    row.summary,
+                    row.html,
+                    row.text,
                     it.reasons,
                     row.url,
                     row.pdf_url,

@@ -57,10 +57,14 @@ class TokenSigner:
 
     def __init__(self, key: str) -> None:
         self._key = key
+        # Keyed once; each MAC copies it (a digest run signs two links per item of every mail).
+        self._keyed = hmac.new(key.encode(), digestmod=hashlib.sha256)
 
     def mac(self, text: str, length: int = 12) -> str:
         """A deterministic keyed digest of ``text`` (hex), e.g. for stable Message-IDs."""
-        return hmac.new(self._key.encode(), text.encode(), hashlib.sha256).hexdigest()[:length]
+        h = self._keyed.copy()
+        h.update(text.encode())
+        return h.hexdigest()[:length]
 
     def compact(self, purpose: str, fields: Sequence[str], bound: str) -> str:
         """A short token carrying ``fields``, its MAC also covering ``bound`` (a value the
