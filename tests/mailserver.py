@@ -26,6 +26,8 @@ def free_port() -> int:
 class Recorder:
     def __init__(self, keep: bool = True) -> None:
         self.messages: list[EmailMessage] = []
+        self.raw: list[bytes] = []  # as received, when kept
+        self.mail_options: list[list[str]] = []  # MAIL FROM parameters, e.g. BODY=8BITMIME
         self.count = 0
         self.reject: dict[str, str] = {}
         self.lock = threading.Lock()
@@ -48,6 +50,8 @@ class Recorder:
                 msg = email.message_from_bytes(raw, policy=email.policy.default)
                 assert isinstance(msg, EmailMessage)
                 self.messages.append(msg)
+                self.raw.append(raw)
+                self.mail_options.append(list(envelope.mail_options))
         return "250 Message accepted"
 
     def to(self, address: str) -> list[EmailMessage]:
@@ -56,11 +60,16 @@ class Recorder:
 
 
 class MailServer:
-    def __init__(self, port: int | None = None, keep: bool = True) -> None:
+    def __init__(self, port: int | None = None, keep: bool = True, eightbit: bool = True) -> None:
         self.port = port or free_port()
         self.recorder = Recorder(keep)
-        self.controller = Controller(self.recorder, hostname="127.0.0.1", port=self.port)
+        # decode_data=True: a server that does not offer 8BITMIME.
+        self.options = {} if eightbit else {"decode_data": True}
+        self.controller = self._controller()
         self.running = False
+
+    def _controller(self) -> Controller:
+        return Controller(self.recorder, hostname="127.0.0.1", port=self.port, **self.options)
 
     @property
     def url(self) -> str:
@@ -78,5 +87,5 @@ class MailServer:
 
     def restart(self) -> None:
         """Come back on the same port, keeping what was received."""
-        self.controller = Controller(self.recorder, hostname="127.0.0.1", port=self.port)
+        self.controller = self._controller()
         self.start()

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from email.message import EmailMessage
+from pathlib import Path
 
 import pytest
 from digest_corpus import AT, EngineFactory, corpus, link, subscribe_confirmed, token_of
 
 from mailserver import MailServer
 from paperradar.digest.tokens import InvalidToken
-from paperradar.engine import Engine
+from paperradar.engine import Engine, make_engine
 from paperradar.errors import PaperradarError
 from paperradar.model import Paper
 
@@ -311,3 +313,46 @@ def test_enough_ratings_train_a_linear_model_on_embeddings(
     assert not any(
         p.categories == ["cs.CV"] for p in eng.storage.get_papers([i["id"] for i in items])
     )
+
+
+def _bodies(msg: EmailMessage) -> dict[str, tuple[str, str]]:
+    return {
+        part.get_content_type(): (str(part["Content-Transfer-Encoding"]), part.get_content())
+        for part in msg.iter_parts()
+    }
+
+
+@pytest.mark.parametrize("server_8bit", [True, False])
+def test_bodies_go_8bit_to_servers_with_8bitmime_else_quoted_printable(
+    tmp_path: Path, server_8bit: bool
+) -> None:
+    """8bit bodies are a third of the lines of quoted-printable (less work on both ends); a
+    server without 8BITMIME gets quoted-printable (lines too long for 8bit: test_render)."""
+    server = MailServer(eightbit=server_8bit).start()
+    eng = make_engine(
+        str(tmp_path / "d.db"),
+        data_dir=tmp_path / "data",
+        smtp_url=server.url,
+        base_url="http://paperradar.test",
+        smtp_rate_per_s=0.0,
+        search_mode="keyword",
+    )
+    try:
+        papers = corpus(AT)
+        papers[0].title = "Schrödinger bridges for diffusion · ünïcode"
+        eng.storage.write_papers(papers)
+        subscribe_confirmed(eng, server, "uni@example.org", queries=["diffusion"])
+        assert eng.run_digests(at=AT).sent == 1
+        msg = server.recorder.to("uni@example.org")[-1]
+        options = server.recorder.mail_options[-1]
+    finally:
+        eng.close()
+        server.stop()
+    bodies = _bodies(msg)
+    for _, content in bodies.values():
+        assert "Schrödinger bridges for diffusion · ünïcode" in content
+    if server_8bit:
+        assert {cte for cte, _ in bodies.values()} == {"8bit"} and "BODY=8BITMIME" in options
+    else:
+        assert {cte for cte, _ in bodies.values()} == {"quoted-printable"}
+        assert "BODY=8BITMIME" not in options

@@ -62,3 +62,34 @@ def test_a_mail_decodes_back_to_its_parts() -> None:
     assert plain is not None and html is not None
     assert plain.get_content().replace("\r\n", "\n") == parts.text
     assert html.get_content().replace("\r\n", "\n") == parts.html
+
+
+def test_8bit_bodies_fall_back_per_part_when_a_line_is_too_long() -> None:
+    parts = MailParts(
+        subject="s",
+        text="Schrödinger · short lines\nonly",
+        html="<p>" + "w" * 4000 + "</p>\n<p>ünï</p>",  # a hostile 4 KB word in a title
+    )
+    raw = build_raw(
+        parts,
+        sender="digest@example.org",
+        to="reader@example.org",
+        message_id="<m2@example.org>",
+        date=datetime(2026, 12, 1, tzinfo=UTC),
+        eightbit=True,
+    )
+    msg = email.message_from_bytes(raw.data, policy=email.policy.default)
+    ctes = {p.get_content_type(): str(p["Content-Transfer-Encoding"]) for p in msg.iter_parts()}
+    assert ctes == {"text/plain": "8bit", "text/html": "quoted-printable"} and raw.eightbit
+    assert max(len(line) for line in raw.data.split(b"\r\n")) <= 998
+    html = msg.get_body(("html",))
+    assert html is not None and "w" * 4000 in html.get_content()
+    ascii_only = build_raw(
+        MailParts("s", "plain ascii", "<p>ascii</p>"),
+        sender="digest@example.org",
+        to="reader@example.org",
+        message_id="<m3@example.org>",
+        date=datetime(2026, 12, 1, tzinfo=UTC),
+        eightbit=True,
+    )
+    assert b"Content-Transfer-Encoding: 7bit" in ascii_only.data and not ascii_only.eightbit

@@ -81,12 +81,14 @@ def render_fragment(template: str, context: dict[str, Any]) -> Any:
 
 @dataclass(frozen=True, slots=True)
 class RawMail:
-    """A message ready for SMTP: envelope sender and recipient, and the CRLF bytes."""
+    """A message ready for SMTP: envelope sender and recipient, and the CRLF bytes.
+    ``eightbit``: a body part is sent as 8bit UTF-8, which needs the server's 8BITMIME."""
 
     envelope_from: str
     to: str
     data: bytes
     message_id: str
+    eightbit: bool = False
 
 
 def _header(value: str) -> str:
@@ -130,6 +132,23 @@ def _qp(text: str) -> bytes:
     return b"".join([_qp_line(line) for line in text.splitlines() or [""]])
 
 
+MAX_8BIT_LINE = 998  # RFC 5321: octets per line, CRLF excluded
+
+
+def _body(text: str, eightbit: bool) -> tuple[str, bytes]:
+    """The transfer encoding and bytes of one body part: 8bit (the text as it is, CRLF line
+    ends) when allowed and every line fits SMTP's limit, else quoted-printable. 8bit is what
+    servers with 8BITMIME prefer: a third of the lines and bytes of quoted-printable, and
+    nothing to encode."""
+    if eightbit and "\x00" not in text:
+        lines = [line.encode("utf-8") for line in text.splitlines() or [""]]
+        if all(len(line) <= MAX_8BIT_LINE for line in lines):
+            if text.isascii():
+                return "7bit", b"\r\n".join(lines) + b"\r\n"
+            return "8bit", b"\r\n".join(lines) + b"\r\n"
+    return "quoted-printable", _qp(text)
+
+
 def headers_for(
     *,
     sender: str,
@@ -168,10 +187,12 @@ def build_raw(
     date: datetime,
     list_id: str | None = None,
     unsubscribe_url: str | None = None,
+    eightbit: bool = False,
 ) -> RawMail:
-    """The multipart/alternative (plain text + HTML, quoted-printable UTF-8) message as bytes,
-    built directly: the ``email`` package's header objects cost more than everything else in a
-    digest run. The tests parse what the SMTP server received with the ``email`` package."""
+    """The multipart/alternative (plain text + HTML, UTF-8) message as bytes, built directly:
+    the ``email`` package's header objects cost more than everything else in a digest run.
+    Bodies are quoted-printable, or 8bit where ``eightbit`` (the server has 8BITMIME) and the
+    lines fit. The tests parse what the SMTP server received with the ``email`` package."""
     head = headers_for(
         sender=sender,
         to=to,
@@ -188,13 +209,18 @@ def build_raw(
         f"{k}: {v}".replace("\r\n", "\n").replace("\n", "\r\n").encode() + b"\r\n" for k, v in head
     ]
     chunks.append(b"\r\n")
-    for subtype, body in (("plain", parts.text), ("html", parts.html)):
+    used_8bit = False
+    for subtype, text in (("plain", parts.text), ("html", parts.html)):
+        cte, body = _body(text, eightbit)
+        used_8bit |= cte == "8bit"
         chunks.append(f"--{boundary}\r\n".encode())
         chunks.append(f'Content-Type: text/{subtype}; charset="utf-8"\r\n'.encode())
-        chunks.append(b"Content-Transfer-Encoding: quoted-printable\r\n\r\n")
-        chunks.append(_qp(body))
+        chunks.append(f"Content-Transfer-Encoding: {cte}\r\n\r\n".encode())
+        chunks.append(body)
     chunks.append(f"--{boundary}--\r\n".encode())
-    return RawMail(parseaddr(sender)[1], parseaddr(to)[1] or to, b"".join(chunks), message_id)
+    return RawMail(
+        parseaddr(sender)[1], parseaddr(to)[1] or to, b"".join(chunks), message_id, used_8bit
+    )
 
 
 def build_message(

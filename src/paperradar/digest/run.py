@@ -240,7 +240,13 @@ class DigestRunner:
         )
 
     def _message(
-        self, sub: Subscription, claim_mid: str, parts: MailParts, at: datetime
+        self,
+        sub: Subscription,
+        claim_mid: str,
+        parts: MailParts,
+        at: datetime,
+        *,
+        eightbit: bool = False,
     ) -> RawMail:
         return build_raw(
             parts,
@@ -250,6 +256,7 @@ class DigestRunner:
             date=at,
             list_id=self.settings.list_id,
             unsubscribe_url=self.links.unsubscribe(sub),
+            eightbit=eightbit,
         )
 
     def _items_from_ledger(self, stored: list[dict[str, Any]]) -> list[DigestItem]:
@@ -454,7 +461,10 @@ class DigestRunner:
         at: datetime,
     ) -> None:
         parts = self.render(sub, claim.period, items, at)
-        sender.send(self._message(sub, claim.message_id, parts, datetime.now(UTC)))
+        raw = self._message(
+            sub, claim.message_id, parts, datetime.now(UTC), eightbit=sender.eightbit()
+        )
+        sender.send(raw)
         # The digest's time is the run's ``at``: the next digest's candidates start there, so a
         # paper first seen while this run was going is not missed.
         if not self.storage.finish_digest(

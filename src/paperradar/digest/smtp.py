@@ -151,6 +151,16 @@ class SmtpSender:
             raise
         return conn
 
+    def eightbit(self) -> bool:
+        """Whether the server takes 8bit bodies (8BITMIME); connects if not connected yet.
+        False when it cannot be reached (``send`` then reports why)."""
+        try:
+            if self._conn is None:
+                self._conn = self._connect()
+        except (smtplib.SMTPException, OSError):
+            return False
+        return bool(self._conn.has_extn("8bitmime"))
+
     def _throttle(self) -> None:
         self.rate.wait()
 
@@ -179,7 +189,12 @@ class SmtpSender:
             if self._conn is None:
                 self._conn = self._connect()
             if isinstance(msg, RawMail):
-                refused = self._conn.sendmail(msg.envelope_from, [msg.to], msg.data)
+                options: list[str] = []
+                if msg.eightbit:
+                    if not self._conn.has_extn("8bitmime"):  # reconnected to another server
+                        raise TemporaryFailure("the SMTP server no longer offers 8BITMIME")
+                    options.append("BODY=8BITMIME")
+                refused = self._conn.sendmail(msg.envelope_from, [msg.to], msg.data, options)
             else:
                 refused = self._conn.send_message(msg)
         except smtplib.SMTPRecipientsRefused as exc:
