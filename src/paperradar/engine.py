@@ -632,9 +632,12 @@ class Engine:
         prefs = Preferences(frequency, send_hour, timezone, max_items, weekends)
         return self._desk().update(token, interests, prefs, active=active)
 
-    def digest_feedback(self, token: str) -> tuple[Subscription, Paper | None, int]:
-        """Record a "more / less like this" click from a mail."""
-        sub, pid, value = self._desk().feedback(token)
+    def digest_feedback(
+        self, token: str, paper: str | None = None, value: int | None = None
+    ) -> tuple[Subscription, Paper | None, int]:
+        """Record a "more / less like this" click from a mail (the link's token, paper and
+        value)."""
+        sub, pid, value = self._desk().feedback(token, paper=paper, value=value)
         return sub, self.storage.get_paper(pid), value
 
     def subscriptions(self, status: str | None = None) -> list[Subscription]:

@@ -67,6 +67,12 @@ def token_of(url: str) -> str:
     return parse_qs(urlsplit(url).query)["token"][0]
 
 
+def feedback_args(url: str) -> tuple[str, str, int]:
+    """(token, paper, value) of a mail's "more / less like this" link."""
+    q = parse_qs(urlsplit(url).query)
+    return q["token"][0], q["paper"][0], int(q["value"][0])
+
+
 def subscribe_confirmed(eng: Engine, mail: MailServer, email: str, **kwargs: Any) -> None:
     """Subscribe through the engine and follow the confirmation link from the real mail."""
     before = len(mail.recorder.to(email))

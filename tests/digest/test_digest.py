@@ -7,7 +7,15 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-from digest_corpus import AT, EngineFactory, corpus, link, subscribe_confirmed, token_of
+from digest_corpus import (
+    AT,
+    EngineFactory,
+    corpus,
+    feedback_args,
+    link,
+    subscribe_confirmed,
+    token_of,
+)
 
 from mailserver import MailServer
 from paperradar.digest.tokens import InvalidToken
@@ -199,12 +207,37 @@ def test_feedback_steers_the_next_digest(make_eng: EngineFactory, mail: MailServ
     assert eng.run_digests(at=AT).sent == 1
     text = mail.recorder.to("fb@example.org")[-1].get_body(("plain",)).get_content()  # type: ignore[union-attr]
     more = [line.split(": ", 1)[1] for line in text.splitlines() if "More like this:" in line]
-    sub, paper, value = eng.digest_feedback(token_of(more[0]))
+    sub, paper, value = eng.digest_feedback(*feedback_args(more[0]))
     assert value == 1 and paper is not None
     assert eng.storage.feedback_for([sub.id])[sub.id] == {paper.id: 1}
     eng.storage.write_papers(next_day(AT + timedelta(days=1)))
     preview = eng.preview_digest("fb@example.org", at=AT + timedelta(days=1))
     assert "like papers you follow or liked" in preview.text
+
+
+def test_feedback_links_rate_only_known_papers_for_their_subscriber(
+    make_eng: EngineFactory, mail: MailServer
+) -> None:
+    eng = _engine(make_eng)
+    subscribe_confirmed(eng, mail, "fc@example.org", authors=["Grace Hopper"], max_items=4)
+    assert eng.run_digests(at=AT).sent == 1
+    text = mail.recorder.to("fc@example.org")[-1].get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    more = [line.split(": ", 1)[1] for line in text.splitlines() if "More like this:" in line]
+    less = [line.split(": ", 1)[1] for line in text.splitlines() if "Less like this:" in line]
+    token, paper, value = feedback_args(more[0])
+    assert value == 1 and feedback_args(less[0]) == (token, paper, -1)
+    assert {feedback_args(u)[0] for u in more + less} == {token}  # one token per mail
+    with pytest.raises(InvalidToken, match="no known paper"):
+        eng.digest_feedback(token, "2099.99999", 1)
+    with pytest.raises(InvalidToken, match="not valid"):
+        eng.digest_feedback(token, paper, 2)
+    with pytest.raises(InvalidToken, match="not valid"):
+        eng.digest_feedback(token[:-2] + "xx", paper, 1)
+    # A link from a mail sent before per-mail tokens (paper and value inside the token).
+    sub = eng.subscriptions()[0]
+    old = eng.signer.compact("feedback", [str(sub.id), "-1", paper], sub.email)
+    assert eng.digest_feedback(old)[2] == -1
+    assert eng.storage.feedback_for([sub.id])[sub.id] == {paper: -1}
 
 
 def test_unsubscribe_stops_digests(make_eng: EngineFactory, mail: MailServer) -> None:

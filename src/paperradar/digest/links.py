@@ -14,6 +14,7 @@ class Links:
     def __init__(self, base_url: str, signer: TokenSigner) -> None:
         self.base = base_url.rstrip("/")
         self.signer = signer
+        self._rating: tuple[int, str, str] | None = None  # the last subscriber's token
 
     def _url(self, path: str, **params: str) -> str:
         return f"{self.base}{path}?{urlencode(params)}"
@@ -37,10 +38,20 @@ class Links:
         return self._url("/subscriptions/preferences", token=self.manage_token(sub))
 
     def feedback(self, sub: Subscription, paper_id: str, value: int) -> str:
-        token = self.signer.compact("feedback", [str(sub.id), str(value), paper_id], sub.email)
-        # = self._url("/subscriptions/feedback", token=token), without urlencode's overhead
-        # (two of these on every item of every mail)
-        return f"{self.base}/subscriptions/feedback?token={quote_plus(token)}"
+        """A "more / less like this" link: the subscriber's rating token (one per mail, not
+        one per link: two of these are on every item of every mail) plus the paper and value.
+        The token lets its holder rate papers for that subscriber only."""
+        cached = self._rating
+        if cached is None or cached[0] != sub.id or cached[1] != sub.email:
+            cached = (sub.id, sub.email, quote_plus(self.rating_token(sub)))
+            self._rating = cached
+        return (
+            f"{self.base}/subscriptions/feedback?token={cached[2]}"
+            f"&paper={quote_plus(paper_id)}&value={value}"
+        )
+
+    def rating_token(self, sub: Subscription) -> str:
+        return self.signer.compact("feedback", [str(sub.id)], sub.email)
 
     def paper(self, paper_id: str) -> str:
         return f"{self.base}/paper/{quote(paper_id, safe='/:.')}"

@@ -261,19 +261,34 @@ class SubscriptionDesk:
             sub.status = "unsubscribed"
         return self.storage.save_subscription(sub)
 
-    def feedback(self, token: str, *, now: datetime | None = None) -> tuple[Subscription, str, int]:
+    def feedback(
+        self,
+        token: str,
+        *,
+        paper: str | None = None,
+        value: int | None = None,
+        now: datetime | None = None,
+    ) -> tuple[Subscription, str, int]:
+        """A rating from a mail's link: the subscriber's rating token with ``paper`` and
+        ``value``, or (links in older mails) one token carrying all three."""
         found: dict[str, Subscription] = {}
 
         def email_of(fields: list[str]) -> str | None:
             sub = self.storage.get_subscription(int(fields[0])) if fields[0].isdigit() else None
-            if sub is None or len(fields) != 3:
+            if sub is None or len(fields) not in (1, 3):
                 return None
             found["sub"] = sub
             return sub.email
 
-        _sid, value, pid = self.signer.open_compact("feedback", token, email_of)
-        if value not in ("1", "-1"):
+        fields = self.signer.open_compact("feedback", token, email_of)
+        if len(fields) == 3:
+            _sid, rating, pid = fields
+        else:
+            rating, pid = str(value), paper or ""
+            if not pid or self.storage.get_paper(pid) is None:
+                raise InvalidToken("this feedback link names no known paper: use the mail's link")
+        if rating not in ("1", "-1"):
             raise InvalidToken("this feedback link is not valid: use the link from the mail")
         sub = found["sub"]
-        self.storage.set_feedback(sub.id, pid, int(value), now or datetime.now(UTC))
-        return sub, pid, int(value)
+        self.storage.set_feedback(sub.id, pid, int(rating), now or datetime.now(UTC))
+        return sub, pid, int(rating)

@@ -125,10 +125,17 @@ async def save_preferences(request: Request) -> Response:
 
 
 @router.get("/subscriptions/feedback", response_class=HTMLResponse)
-async def digest_feedback(request: Request, token: Token) -> Response:
-    sub, paper, value = await run_in_threadpool(engine_of(request).digest_feedback, token)
-    what = "more" if value > 0 else "fewer"
-    title = f"“{paper.title}”" if paper else "that paper"
+async def digest_feedback(
+    request: Request,
+    token: Token,
+    paper: Annotated[str | None, Query(max_length=300)] = None,
+    value: Annotated[int | None, Query(ge=-1, le=1)] = None,
+) -> Response:
+    sub, paper_found, rated = await run_in_threadpool(
+        engine_of(request).digest_feedback, token, paper, value
+    )
+    what = "more" if rated > 0 else "fewer"
+    title = f"“{paper_found.title}”" if paper_found else "that paper"
     return _page(
         request,
         "Thanks",
