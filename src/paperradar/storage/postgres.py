@@ -79,11 +79,16 @@ class PostgresStorage(SqlStorage):
             sa_url = sa.make_url(driver_url(url))
             # JIT compiling a search's expressions costs more (tens of ms) than it saves, and
             # parallel workers for one search slow the others down on a busy server (at 1 M
-            # papers under load: 1.2 s → 0.55 s for the slowest query). A URL's own options win.
+            # papers under load: 1.2 s → 0.55 s for the slowest query). Statements psycopg has
+            # prepared are planned for their parameters each time: a plan for "any words" could
+            # walk the newest papers for a rare word. A URL's own options win.
             connect_args = (
                 {}
                 if "options" in sa_url.query
-                else {"options": "-c jit=off -c max_parallel_workers_per_gather=0"}
+                else {
+                    "options": "-c jit=off -c max_parallel_workers_per_gather=0 "
+                    "-c plan_cache_mode=force_custom_plan"
+                }
             )
             engine = sa.create_engine(
                 sa_url,
@@ -108,6 +113,9 @@ class PostgresStorage(SqlStorage):
                     )
                 ).first()
             )
+        # Searches read in autocommit: no BEGIN and ROLLBACK round trips around their one
+        # statement (each costs a wake-up of the server process: milliseconds on a busy host).
+        self._reads = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self._indexed: set[tuple[str, int]] = set()
         self._vector_kinds: dict[tuple[str, int], str] = {}
         self._top_pk: tuple[float, int] = (-math.inf, 0)  # (when read, max(pk))
@@ -173,7 +181,7 @@ class PostgresStorage(SqlStorage):
         if compiled.match is not None:
             conds.append(matches(TSV, compiled.match))
         try:
-            with self.engine.connect() as conn:
+            with self._reads.connect() as conn:
                 return self._ranked(conn, compiled, conds, limit, after)
         except sa.exc.DataError as exc:
             raise InvalidQuery(f"the keyword index rejected the query: {exc.orig}") from exc
@@ -199,56 +207,46 @@ class PostgresStorage(SqlStorage):
         if top <= EXACT_RANK_MAX:
             rows: Any = sa.select(papers.c.pk, papers.c.id, TSV.label("tsv")).where(*conds)
             candidates = rows.subquery("candidates")
-            score = rank_expression(compiled.rank, candidates.c.tsv)
-            q = sa.select(candidates.c.pk, candidates.c.id, score.label("score"))
-            if after is not None and isinstance(after.value, float | int):
-                value = float(after.value)
-                q = q.where(
-                    sa.or_(score < value, sa.and_(score == value, candidates.c.pk < after.pk))
-                )
-            q = q.order_by(sa.desc("score"), candidates.c.pk.desc()).limit(limit)
-            return [KeywordHit(r.pk, r.id, float(r.score)) for r in conn.execute(q)]
-        found = self._newest_matches(conn, compiled, conds, top, max(RANK_CANDIDATES, limit))
-        found.sort(key=lambda h: (-h.score, -h.pk))
+        else:
+            candidates = self._newest_matches(conds, top, max(RANK_CANDIDATES, limit))
+        score = rank_expression(compiled.rank, candidates.c.tsv)
+        q = sa.select(candidates.c.pk, candidates.c.id, score.label("score"))
         if after is not None and isinstance(after.value, float | int):
             value = float(after.value)
-            found = [h for h in found if (h.score, h.pk) < (value, after.pk)]
-        return found[:limit]
+            q = q.where(sa.or_(score < value, sa.and_(score == value, candidates.c.pk < after.pk)))
+        q = q.order_by(sa.desc("score"), candidates.c.pk.desc()).limit(limit)
+        return [KeywordHit(r.pk, r.id, float(r.score)) for r in conn.execute(q)]
 
     def _newest_matches(
-        self,
-        conn: sa.Connection,
-        compiled: CompiledTsQuery,
-        conds: list[sa.ColumnElement[bool]],
-        top: int,
-        wanted: int,
-    ) -> list[KeywordHit]:
-        """The newest ``wanted`` matches with their ``ts_rank``, searched in windows of pks that
-        grow backwards from the newest paper (``RANK_WINDOWS``) until enough are found.
+        self, conds: list[sa.ColumnElement[bool]], top: int, wanted: int
+    ) -> sa.Subquery:
+        """The newest ``wanted`` matches (pk, id, tsv), searched in windows of pks that grow
+        backwards from the newest paper (``RANK_WINDOWS``, then the rest) until enough are found.
 
-        Each window is one statement: ``pk`` range and ``tsv @@ query`` together in the GIN
-        index ``(pk, tsv)`` (migration 0007), so the index reads only the window's part of each
-        word's posting list and the heap only the window's matches, whether the words are common
-        or rare: no walk over thousands of rows that do not match, no bitmap of every match in
-        the corpus. A common word is done in the first window, a rare one takes a few."""
-        out: list[KeywordHit] = []
+        One statement: ``(window 1 ORDER BY pk DESC LIMIT n) UNION ALL (window 2 …) …`` under
+        ``LIMIT n``. An ``Append`` runs its branches in order and the ``LIMIT`` stops it as soon
+        as it has ``n`` rows, so a later window is searched only when the earlier ones held too
+        few matches (paperradar's connections run without parallel query, which could run the
+        branches side by side). In each window, ``pk`` range and ``tsv @@ query`` are keys of the
+        same GIN index ``(pk, tsv)`` (migration 0007): the index reads only the window's part
+        of each word's posting list and the heap only the window's matches, whether the words
+        are common or rare: no walk over rows that do not match, no bitmap of every match in
+        the corpus."""
+        branches: list[Any] = []
         hi: int | None = None
         for width in (*RANK_WINDOWS, None):
             lo = top - width if width is not None else None
-            need = wanted - len(out)
             window: Any = sa.select(papers.c.pk, papers.c.id, TSV.label("tsv")).where(*conds)
             if hi is not None:
                 window = window.where(papers.c.pk <= hi)
             if lo is not None:
                 window = window.where(papers.c.pk > lo)
-            inner = window.order_by(papers.c.pk.desc()).limit(need).subquery("window")
-            score = rank_expression(compiled.rank, inner.c.tsv)
-            q = sa.select(inner.c.pk, inner.c.id, score.label("score"))
-            out += [KeywordHit(r.pk, r.id, float(r.score)) for r in conn.execute(q)]
-            if len(out) >= wanted or lo is None or lo <= 0:
+            branches.append(window.order_by(papers.c.pk.desc()).limit(wanted))
+            if lo is None or lo <= 0:
                 break
             hi = lo
-        return out
+        union = sa.union_all(*branches).subquery("windows")
+        return sa.select(union).limit(wanted).subquery("candidates")
 
     def _largest_pk(self, conn: sa.Connection) -> int:
         """``max(pk)``, read at most once a minute (it only decides how search ranks)."""
@@ -337,7 +335,7 @@ class PostgresStorage(SqlStorage):
             return
         literal = model.replace("'", "''")
         try:
-            with self.engine.begin() as conn:
+            with self._reads.connect() as conn:
                 kind = self._vector_kind(conn, model, dim)
                 name = self._index_name(model, dim, kind)
                 if maintenance_work_mem is not None:
@@ -372,7 +370,7 @@ class PostgresStorage(SqlStorage):
             return []
         dim = len(vector) // 4
         try:
-            with self.engine.begin() as conn:
+            with self._reads.connect() as conn:
                 kind = self._vector_kind(conn, model, dim)
 
                 # the index orders by the indexed expression; the similarity returned is exact
@@ -394,9 +392,10 @@ class PostgresStorage(SqlStorage):
                         *self._where(flt)
                     )
                 ef_search = max(MIN_EF_SEARCH, min(limit, 1000))
+                # session settings (autocommit: no transaction to be LOCAL to); every vector
+                # search on a pooled connection sets its own
                 conn.exec_driver_sql(
-                    f"SET LOCAL hnsw.ef_search = {ef_search}; "
-                    "SET LOCAL hnsw.iterative_scan = relaxed_order"
+                    f"SET hnsw.ef_search = {ef_search}; SET hnsw.iterative_scan = relaxed_order"
                 )
                 rows = conn.execute(q, {"qvec": _vector_text(vector)}).all()
         except sa.exc.SQLAlchemyError as exc:
