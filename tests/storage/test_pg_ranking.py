@@ -28,6 +28,7 @@ def small_limits(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(pg, "EXACT_RANK_MAX", 10)
     monkeypatch.setattr(pg, "RANK_CANDIDATES", 6)
     monkeypatch.setattr(pg, "RANK_WINDOWS", (2, 5))  # pk windows 29..31, 26..28, 1..25
+    monkeypatch.setattr(pg, "PK_BLOCK", 1)
 
 
 def _paper(i: int, title: str, abstract: str) -> Paper:
@@ -139,3 +140,17 @@ def test_vectors_indexed_as_halfvec_and_an_older_float_index_still_serves(
             assert [n[-1] for n in names] == ["8"]  # the float32 one, no second index
     finally:
         again.close()
+
+
+@pytest.mark.usefixtures("small_limits")
+def test_a_phrase_is_checked_in_the_newest_papers_with_its_words(
+    corpus: pg.PostgresStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pg, "PHRASE_CANDIDATES", 4)
+    hits = corpus.keyword_search(parse_query('"sparse methods"'), PaperFilter(), limit=3)
+    assert len(hits) == 3 and {h.pk for h in hits} <= {27, 28, 29, 30}
+    # every paper has both words, none in this order
+    assert corpus.keyword_search(parse_query('"methods sparse"'), PaperFilter()) == []
+    # required with the rest of the query, exclusions too
+    assert corpus.keyword_search(parse_query('"methods sparse" coding'), PaperFilter()) == []
+    assert corpus.keyword_search(parse_query('"sparse methods" -methods'), PaperFilter()) == []

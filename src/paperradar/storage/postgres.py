@@ -40,6 +40,10 @@ EXACT_RANK_MAX = 20_000  # up to this many papers (by pk), every match is ranked
 RANK_CANDIDATES = 300  # beyond: the newest this many matches
 # ... searched for in pk windows back from the newest paper: these widths, then the rest
 RANK_WINDOWS = (2_000, 20_000, 200_000)
+# A phrase query (beyond EXACT_RANK_MAX) checks the phrase in the newest this many papers that
+# have its words: positions are in each row's tsvector, not in the GIN index
+PHRASE_CANDIDATES = 1000
+PK_BLOCK = 1024  # windows start at blocks of this many pks: the GIN index's (pk / 1024) key
 COPY_MIN_ROWS = 500  # a batch of new papers at least this big is written with COPY
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 64
@@ -178,8 +182,6 @@ class PostgresStorage(SqlStorage):
         if compiled is None:
             return []
         conds = [*compiled.conditions, *self._where(flt)]
-        if compiled.match is not None:
-            conds.append(matches(TSV, compiled.match))
         try:
             with self._reads.connect() as conn:
                 return self._ranked(conn, compiled, conds, limit, after)
@@ -204,13 +206,26 @@ class PostgresStorage(SqlStorage):
         papers arrived in) are ranked, found window by window (:meth:`_newest_matches`). Up to
         that size every match is ranked."""
         top = self._largest_pk(conn)
+        match = compiled.match
         if top <= EXACT_RANK_MAX:
+            if match is not None:
+                conds = [*conds, matches(TSV, match)]
             rows: Any = sa.select(papers.c.pk, papers.c.id, TSV.label("tsv")).where(*conds)
             candidates = rows.subquery("candidates")
+        elif compiled.loose is not None and match is not None:
+            # A phrase: its words in any order select the newest PHRASE_CANDIDATES papers
+            # through the index alone; only those are read for the words' positions.
+            conds = [*conds, matches(TSV, compiled.loose)]
+            wanted = max(PHRASE_CANDIDATES, limit)
+            candidates = self._newest_matches(conds, top, wanted)
         else:
+            if match is not None:
+                conds = [*conds, matches(TSV, match)]
             candidates = self._newest_matches(conds, top, max(RANK_CANDIDATES, limit))
         score = rank_expression(compiled.rank, candidates.c.tsv)
         q = sa.select(candidates.c.pk, candidates.c.id, score.label("score"))
+        if compiled.loose is not None and match is not None and top > EXACT_RANK_MAX:
+            q = q.where(matches(candidates.c.tsv, match))
         if after is not None and isinstance(after.value, float | int):
             value = float(after.value)
             q = q.where(sa.or_(score < value, sa.and_(score == value, candidates.c.pk < after.pk)))
@@ -227,24 +242,29 @@ class PostgresStorage(SqlStorage):
         ``LIMIT n``. An ``Append`` runs its branches in order and the ``LIMIT`` stops it as soon
         as it has ``n`` rows, so a later window is searched only when the earlier ones held too
         few matches (paperradar's connections run without parallel query, which could run the
-        branches side by side). In each window, ``pk`` range and ``tsv @@ query`` are keys of the
-        same GIN index ``(pk, tsv)`` (migration 0007): the index reads only the window's part
-        of each word's posting list and the heap only the window's matches, whether the words
-        are common or rare: no walk over rows that do not match, no bitmap of every match in
-        the corpus."""
+        branches side by side).
+
+        A window starts at a block of ``PK_BLOCK`` pks: ``pk / PK_BLOCK >= b`` and ``tsv @@
+        query`` are two keys of one GIN index (migration 0007), so the index reads each word's
+        posting list only from the window on and the heap only the window's matches, whether
+        the words are common or rare. Its upper end (where the previous window began) is a plain
+        filter, ``pk + 0 < hi``: as an index key it would make the GIN scan collect every pk below
+        it. The last window (the rest) reads the posting lists whole: only a query with few
+        matches gets there."""
+        block = sa.literal_column(f"(papers.pk / {PK_BLOCK})", sa.Integer)  # as in the index
         branches: list[Any] = []
         hi: int | None = None
         for width in (*RANK_WINDOWS, None):
-            lo = top - width if width is not None else None
+            first = max(0, (top - width) // PK_BLOCK) if width is not None else 0
             window: Any = sa.select(papers.c.pk, papers.c.id, TSV.label("tsv")).where(*conds)
             if hi is not None:
-                window = window.where(papers.c.pk <= hi)
-            if lo is not None:
-                window = window.where(papers.c.pk > lo)
+                window = window.where(papers.c.pk + 0 < hi)
+            if first > 0:
+                window = window.where(block >= first)
             branches.append(window.order_by(papers.c.pk.desc()).limit(wanted))
-            if lo is None or lo <= 0:
+            if first <= 0:
                 break
-            hi = lo
+            hi = first * PK_BLOCK
         union = sa.union_all(*branches).subquery("windows")
         return sa.select(union).limit(wanted).subquery("candidates")
 

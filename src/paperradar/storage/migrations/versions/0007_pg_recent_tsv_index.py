@@ -1,13 +1,14 @@
-"""PostgreSQL: the keyword GIN index covers ``(pk, tsv)``, so a search can ask for "the newest
-matches" window by window and read only that window of each word's posting list.
+"""PostgreSQL: the keyword GIN index covers ``(pk / 1024, tsv)``, so a search can ask for "the
+newest matches" window by window and read only that window of each word's posting list.
 
 Beyond 20 k papers, keyword search ranks the newest matches (``PostgresStorage._newest_matches``):
-``pk > lo AND pk <= hi AND tsv @@ query``. With ``tsv`` alone in the GIN index, each window read
-every posting list of the query's words in full (a common word: a third of the corpus) or walked
-the primary key testing rows that do not match; with ``pk`` as a second key of the same GIN index
-(``btree_gin``, a trusted contrib extension) the scan skips straight to the window in each
-posting list. The index serves queries on ``tsv`` alone just as well, so it replaces
-``ix_papers_tsv``. ``fastupdate = off``: no pending list that every search must scan after a
+``pk / 1024 >= b AND tsv @@ query``. With ``tsv`` alone in the GIN index, a window read every
+posting list of the query's words in full (a common word: a third of the corpus) or walked the
+primary key testing rows that do not match; with the pk's block of 1024 as a second key of the
+same GIN index (``btree_gin``, a trusted contrib extension) the scan skips straight to the window
+in each posting list. Blocks, not pks: a range over pk itself made the GIN scan visit one entry
+per pk (200 ms for a window of 200 k papers at 1 M; a block is one entry). The index serves
+queries on ``tsv`` alone just as well, so it replaces ``ix_papers_tsv``. ``fastupdate = off``: no pending list that every search must scan after a
 burst of inserts (inserts pay instead: ~1,200 papers a day).
 
 Where ``btree_gin`` cannot be created, ``ix_papers_tsv`` stays (windows then combine it with the
@@ -50,8 +51,8 @@ def upgrade() -> None:
     if op.get_bind().dialect.name != "postgresql" or not _try_extension("btree_gin"):
         return
     op.execute(
-        "CREATE INDEX IF NOT EXISTS ix_papers_pk_tsv ON papers USING gin (pk, tsv) "
-        "WITH (fastupdate = off)"
+        "CREATE INDEX IF NOT EXISTS ix_papers_recent_tsv ON papers "
+        "USING gin ((pk / 1024), tsv) WITH (fastupdate = off)"
     )
     op.execute("DROP INDEX IF EXISTS ix_papers_tsv")
 
@@ -60,4 +61,4 @@ def downgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
     op.execute("CREATE INDEX IF NOT EXISTS ix_papers_tsv ON papers USING gin (tsv)")
-    op.execute("DROP INDEX IF EXISTS ix_papers_pk_tsv")
+    op.execute("DROP INDEX IF EXISTS ix_papers_recent_tsv")
