@@ -39,7 +39,7 @@ __all__ = ["PostgresStorage", "driver_url"]
 EXACT_RANK_MAX = 20_000  # up to this many papers (by pk), every match is ranked
 RANK_CANDIDATES = 300  # beyond: the newest this many matches
 # ... searched for in pk windows back from the newest paper: these widths, then the rest
-RANK_WINDOWS = (2_000, 20_000, 200_000)
+RANK_WINDOWS = (2_000, 8_000, 32_000, 128_000)
 # A phrase query (beyond EXACT_RANK_MAX) checks the phrase in the newest this many papers that
 # have its words: positions are in each row's tsvector, not in the GIN index
 PHRASE_CANDIDATES = 1000
