@@ -101,16 +101,26 @@ def create_indexes(eng: Engine, statements: list[str]) -> None:
 
 
 def load_vectors(eng: Engine, model: str, n: int, dim: int = 384) -> float:
-    """Random unit vectors of ``model`` for the newest ``n`` papers (COPY), then the HNSW index;
-    returns the index build seconds."""
+    """Random unit vectors of ``model`` for the newest ``n`` papers (COPY; papers that have one
+    keep it), then the HNSW index, dropped first and built over all of them; returns the index
+    build seconds."""
     import numpy as np
 
     storage = eng.storage
-    rng = np.random.default_rng(7)
+    rng = np.random.default_rng(7 + n)
     model_bytes = model.encode()
     with storage.engine.begin() as conn:  # type: ignore[attr-defined]
+        for name in conn.execute(
+            sa.text("SELECT indexname FROM pg_indexes WHERE indexname LIKE 'ix_embeddings_hnsw%'")
+        ).scalars():
+            conn.execute(sa.text(f"DROP INDEX {name}"))
         rows = conn.execute(
-            sa.text("SELECT pk, content_hash FROM papers ORDER BY pk DESC LIMIT :n"), {"n": n}
+            sa.text(
+                "SELECT pk, content_hash FROM (SELECT pk, content_hash FROM papers "
+                "ORDER BY pk DESC LIMIT :n) newest WHERE NOT EXISTS (SELECT 1 FROM embeddings "
+                "WHERE paper_pk = pk AND model = :m)"
+            ),
+            {"n": n, "m": model},
         ).all()
         raw = conn.connection.dbapi_connection
         # binary COPY: (int4 pk, text model, text hash, bytea vector, vector embedding)
@@ -143,12 +153,19 @@ def load_vectors(eng: Engine, model: str, n: int, dim: int = 384) -> float:
                     )
                 copy.write(b"".join(parts))
             copy.write(struct.pack(">h", -1))
-    t = time.perf_counter()
     with storage.engine.begin() as conn:  # type: ignore[attr-defined]
-        conn.execute(sa.text("SET LOCAL maintenance_work_mem = '2GB'"))
         conn.execute(sa.text("ANALYZE embeddings"))
-    storage._ensure_vector_index(model, dim)  # type: ignore[attr-defined]
+    t = time.perf_counter()
+    storage._ensure_vector_index(model, dim, maintenance_work_mem="2GB")  # type: ignore[attr-defined]
     return time.perf_counter() - t
+
+
+def embedded_as(eng: Engine) -> str:
+    """The name the configured model's vectors are stored under (what hybrid search reads)."""
+    model = eng.embedder()
+    if model is None:
+        raise SystemExit("the embedding model cannot load: no hybrid figures")
+    return model.name
 
 
 def database_size(eng: Engine, sqlite_path: Path | None) -> dict[str, float]:
@@ -211,7 +228,9 @@ def measure_search(eng: Engine, mode: str, n: int, rng: random.Random) -> dict[s
     database's backends): what the latency would be on an idle machine, near enough, when other
     work shares the cores."""
     for q in QUERIES:  # warm the caches once (and open the pool's connections)
-        eng.search(q, mode=mode, limit=20)  # type: ignore[arg-type]
+        ran = eng.search(q, mode=mode, limit=20)  # type: ignore[arg-type]
+        if ran.mode != mode and q.strip():
+            raise SystemExit(f"{q!r} ran as {ran.mode}, not {mode}: {ran.notice}")
     cpu0, server0 = time.process_time(), _server_cpu_s(eng)
     out = percentiles(timed(lambda: eng.search(rng.choice(QUERIES), mode=mode, limit=20), n))  # type: ignore[arg-type]
     cpu = time.process_time() - cpu0
@@ -294,7 +313,7 @@ def main() -> None:
                 conn.execute(sa.text("VACUUM ANALYZE"))
         hnsw_s = None
         if args.vectors:
-            hnsw_s = round(load_vectors(eng, eng.settings.embed_model, args.vectors), 1)
+            hnsw_s = round(load_vectors(eng, embedded_as(eng), args.vectors), 1)
         rng = random.Random(1)
         figures: dict[str, Any] = {
             "machine": describe_host(),
@@ -309,7 +328,7 @@ def main() -> None:
             "keyword": measure_search(eng, "keyword", args.queries, rng),
             "listing": measure_listing(eng, max(50, args.queries // 3), rng),
         }
-        model = eng.settings.embed_model
+        model = embedded_as(eng)
         if eng.storage.count_embeddings(model) > 0:
             figures["hybrid"] = measure_search(eng, "hybrid", args.queries, rng)
         else:

@@ -27,6 +27,8 @@ pytestmark = [
 def small_limits(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(pg, "EXACT_RANK_MAX", 10)
     monkeypatch.setattr(pg, "RANK_CANDIDATES", 6)
+    monkeypatch.setattr(pg, "RANK_WINDOWS", (2, 5))  # pk windows 29..31, 26..28, 1..25
+    monkeypatch.setattr(pg, "PK_BLOCK", 1)
 
 
 def _paper(i: int, title: str, abstract: str) -> Paper:
@@ -71,3 +73,84 @@ def test_large_corpus_ranks_the_newest_matches(corpus: pg.PostgresStorage) -> No
 def test_rare_query_in_a_large_corpus_still_finds_old_papers(corpus: pg.PostgresStorage) -> None:
     hits = corpus.keyword_search(parse_query("coding"), PaperFilter(), limit=10)
     assert [h.id for h in hits] == ["2405.00000"]
+
+
+@pytest.mark.usefixtures("small_limits")
+def test_windows_collect_the_newest_matches_across_their_edges(
+    corpus: pg.PostgresStorage,
+) -> None:
+    # "methods" is in pks 2..30: the first window (29..31) holds two matches, the second
+    # (26..28) three, the rest the sixth
+    hits = corpus.keyword_search(parse_query("methods"), PaperFilter(), limit=6)
+    assert sorted(h.pk for h in hits) == list(range(25, 31))
+    # a filter that only old papers pass: found in the last window
+    old = PaperFilter(ids=["2405.00003", "2405.00004"])
+    assert {h.id for h in corpus.keyword_search(parse_query("sparse"), old)} == {
+        "2405.00003",
+        "2405.00004",
+    }
+
+
+def test_vectors_indexed_as_halfvec_and_an_older_float_index_still_serves(
+    storage_url: str,
+) -> None:
+    import numpy as np
+    import sqlalchemy as sa
+
+    st = open_storage(storage_url)
+    assert isinstance(st, pg.PostgresStorage)
+    try:
+        st.write_papers([_paper(i, f"Paper {i}", "text") for i in range(3)])
+        pks = sorted(st.pks_for_ids([f"2405.{i:05d}" for i in range(3)]).values())
+        vecs = np.eye(3, 8, dtype="<f4")
+        st.write_embeddings("m", [(pk, "h", v.tobytes()) for pk, v in zip(pks, vecs, strict=True)])
+        with st.engine.connect() as conn:
+            defs = conn.execute(
+                sa.text(
+                    "SELECT indexdef FROM pg_indexes WHERE indexname LIKE 'ix_embeddings_hnsw%'"
+                )
+            ).scalars()
+            assert ["halfvec(8)) halfvec_cosine_ops" in d for d in defs] == [True]
+        query = (vecs[1] + 0.1 * vecs[2]).tobytes()
+        near = st.nearest_embeddings("m", query, 2)
+        assert [pk for pk, _ in near] == [pks[1], pks[2]]
+        assert near[0][1] == pytest.approx(1 / np.sqrt(1.01), abs=1e-6)  # exact, not half
+        # a database made before this version has a float32 index: it is used, none is added
+        with st.engine.begin() as conn:
+            conn.execute(sa.text("DROP INDEX " + st._index_name("m", 8, "halfvec")))
+            conn.execute(
+                sa.text(
+                    f"CREATE INDEX {st._index_name('m', 8, 'vector')} ON embeddings USING hnsw "
+                    "((embedding::vector(8)) vector_cosine_ops) WHERE model = 'm'"
+                )
+            )
+    finally:
+        st.close()
+    again = open_storage(storage_url)
+    assert isinstance(again, pg.PostgresStorage)
+    try:
+        assert [pk for pk, _ in again.nearest_embeddings("m", query, 2)] == [pks[1], pks[2]]
+        again.write_embeddings("m", [(pks[0], "h2", vecs[0].tobytes())])
+        with again.engine.connect() as conn:
+            names = conn.execute(
+                sa.text(
+                    "SELECT indexname FROM pg_indexes WHERE indexname LIKE 'ix_embeddings_hnsw%'"
+                )
+            ).scalars()
+            assert [n[-1] for n in names] == ["8"]  # the float32 one, no second index
+    finally:
+        again.close()
+
+
+@pytest.mark.usefixtures("small_limits")
+def test_a_phrase_is_checked_in_the_newest_papers_with_its_words(
+    corpus: pg.PostgresStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pg, "PHRASE_CANDIDATES", 4)
+    hits = corpus.keyword_search(parse_query('"sparse methods"'), PaperFilter(), limit=3)
+    assert len(hits) == 3 and {h.pk for h in hits} <= {27, 28, 29, 30}
+    # every paper has both words, none in this order
+    assert corpus.keyword_search(parse_query('"methods sparse"'), PaperFilter()) == []
+    # required with the rest of the query, exclusions too
+    assert corpus.keyword_search(parse_query('"methods sparse" coding'), PaperFilter()) == []
+    assert corpus.keyword_search(parse_query('"sparse methods" -methods'), PaperFilter()) == []

@@ -50,7 +50,11 @@ RANK_NORMALIZATION = 1
 
 
 def _config() -> sa.ColumnElement[str]:
-    return sa.cast(sa.literal(CONFIG), REGCONFIG)
+    """``'english'::regconfig`` written into the SQL, not bound: with a constant configuration
+    ``plainto_tsquery`` of a bound text is immutable, so the planner folds the whole tsquery and
+    estimates from the column's word statistics how many rows match (with a bound configuration
+    it assumed 0.5 % for every query, common words and rare alike)."""
+    return sa.literal_column(f"'{CONFIG}'::regconfig", REGCONFIG)
 
 
 def matches(vector: sa.ColumnElement[str], query: sa.ColumnElement[str]) -> sa.ColumnElement[bool]:
@@ -102,26 +106,33 @@ def excluded_tsquery(query: Query) -> sa.ColumnElement[str] | None:
 @dataclass(slots=True)
 class CompiledTsQuery:
     """``match``: the tsquery a row must satisfy (``None``: only ``conditions`` select rows);
-    ``rank``: the tsquery scored with ``ts_rank``; ``conditions``: further required SQL."""
+    ``rank``: the tsquery scored with ``ts_rank``; ``conditions``: further required SQL;
+    ``loose``: ``match`` with every phrase relaxed to its words in any order (``None`` when
+    the query has no phrase): what the GIN index answers without reading each row's positions.
+    """
 
     match: sa.ColumnElement[str] | None
     rank: sa.ColumnElement[str] | None
     conditions: list[sa.ColumnElement[bool]] = field(default_factory=list)
+    loose: sa.ColumnElement[str] | None = None
 
 
 def compile_tsquery(query: Query, *, require_all: bool = False) -> CompiledTsQuery | None:
     """What to run for ``query``; ``None`` when nothing positive is left to search for."""
     required: list[sa.ColumnElement[str]] = []
+    loose: list[sa.ColumnElement[str]] = []  # required, phrases as their words AND-ed
     conditions: list[sa.ColumnElement[bool]] = []
     for text in query.phrases:
         q = tsquery_of(text, phrase=True)
         if q is not None:
             required.append(q)
+            loose.append(sa.func.plainto_tsquery(_config(), _clean(text), type_=TSQUERY))
     for ft in query.field_terms:
         q = tsquery_of(ft.text, phrase=True)
         if q is None:
             continue
         required.append(q)
+        loose.append(q)
         column = papers.c.title if ft.field == "title" else papers.c.abstract
         conditions.append(matches(sa.func.to_tsvector(_config(), column, type_=TSVECTOR), q))
     authors = [a for a in query.authors if a.strip()]
@@ -149,17 +160,22 @@ def compile_tsquery(query: Query, *, require_all: bool = False) -> CompiledTsQue
         match = None
     if match is None and not conditions:
         return None
+    relaxed = _and([*loose, *terms] if require_all else loose) if query.phrases else None
     excluded = excluded_tsquery(query)
     if excluded is not None:
         if match is not None:
             match = sa.func.tsquery_and(
                 match, sa.func.tsquery_not(excluded, type_=TSQUERY), type_=TSQUERY
             )
+            if relaxed is not None:
+                relaxed = sa.func.tsquery_and(
+                    relaxed, sa.func.tsquery_not(excluded, type_=TSQUERY), type_=TSQUERY
+                )
         else:
             conditions.append(sa.not_(matches(TSV, excluded)))
     rank_parts = terms if require_all else [*terms, *required]
     rank = _or(rank_parts) if rank_parts else None
-    return CompiledTsQuery(match, rank, conditions)
+    return CompiledTsQuery(match, rank, conditions, relaxed)
 
 
 def rank_expression(

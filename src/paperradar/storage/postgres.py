@@ -38,6 +38,12 @@ __all__ = ["PostgresStorage", "driver_url"]
 # Keyword search in a large corpus ranks only the newest matches (PostgresStorage._ranked).
 EXACT_RANK_MAX = 20_000  # up to this many papers (by pk), every match is ranked
 RANK_CANDIDATES = 300  # beyond: the newest this many matches
+# ... searched for in pk windows back from the newest paper: these widths, then the rest
+RANK_WINDOWS = (2_000, 8_000, 32_000, 128_000)
+# A phrase query (beyond EXACT_RANK_MAX) checks the phrase in the newest this many papers that
+# have its words: positions are in each row's tsvector, not in the GIN index
+PHRASE_CANDIDATES = 1000
+PK_BLOCK = 1024  # windows start at blocks of this many pks: the GIN index's (pk / 1024) key
 COPY_MIN_ROWS = 500  # a batch of new papers at least this big is written with COPY
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 64
@@ -53,15 +59,16 @@ def driver_url(url: str) -> str:
 
 
 class VectorType(sa.types.UserDefinedType[str]):
-    """pgvector's ``vector(dim)``, bound as its text form ``[x,y,…]``."""
+    """pgvector's ``vector(dim)`` or ``halfvec(dim)``, bound as the text form ``[x,y,…]``."""
 
     cache_ok = True
 
-    def __init__(self, dim: int | None = None) -> None:
+    def __init__(self, dim: int, kind: str = "vector") -> None:
         self.dim = dim
+        self.kind = kind
 
     def get_col_spec(self, **kw: Any) -> str:
-        return f"vector({self.dim})" if self.dim else "vector"
+        return f"{self.kind}({self.dim})"
 
 
 def _vector_text(blob: bytes) -> str:
@@ -76,11 +83,16 @@ class PostgresStorage(SqlStorage):
             sa_url = sa.make_url(driver_url(url))
             # JIT compiling a search's expressions costs more (tens of ms) than it saves, and
             # parallel workers for one search slow the others down on a busy server (at 1 M
-            # papers under load: 1.2 s → 0.55 s for the slowest query). A URL's own options win.
+            # papers under load: 1.2 s → 0.55 s for the slowest query). Statements psycopg has
+            # prepared are planned for their parameters each time: a plan for "any words" could
+            # walk the newest papers for a rare word. A URL's own options win.
             connect_args = (
                 {}
                 if "options" in sa_url.query
-                else {"options": "-c jit=off -c max_parallel_workers_per_gather=0"}
+                else {
+                    "options": "-c jit=off -c max_parallel_workers_per_gather=0 "
+                    "-c plan_cache_mode=force_custom_plan"
+                }
             )
             engine = sa.create_engine(
                 sa_url,
@@ -105,7 +117,11 @@ class PostgresStorage(SqlStorage):
                     )
                 ).first()
             )
+        # Searches read in autocommit: no BEGIN and ROLLBACK round trips around their one
+        # statement (each costs a wake-up of the server process: milliseconds on a busy host).
+        self._reads = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self._indexed: set[tuple[str, int]] = set()
+        self._vector_kinds: dict[tuple[str, int], str] = {}
         self._top_pk: tuple[float, int] = (-math.inf, 0)  # (when read, max(pk))
 
     # -- writes: COPY for batches of new papers -----------------------------------------------
@@ -166,10 +182,8 @@ class PostgresStorage(SqlStorage):
         if compiled is None:
             return []
         conds = [*compiled.conditions, *self._where(flt)]
-        if compiled.match is not None:
-            conds.append(matches(TSV, compiled.match))
         try:
-            with self.engine.connect() as conn:
+            with self._reads.connect() as conn:
                 return self._ranked(conn, compiled, conds, limit, after)
         except sa.exc.DataError as exc:
             raise InvalidQuery(f"the keyword index rejected the query: {exc.orig}") from exc
@@ -189,19 +203,70 @@ class PostgresStorage(SqlStorage):
         Ranking reads and scores every ranked row, and an OR of common words matches most of a
         large corpus (11 s at 1 M papers to rank them all). So in a corpus of more than
         ``EXACT_RANK_MAX`` papers only the newest ``RANK_CANDIDATES`` matches (by pk, the order
-        papers arrived in) are ranked: an index walk from the newest paper for common words, a
-        bitmap scan and a top-N sort for rare ones. Up to that size every match is ranked."""
-        rows: Any = sa.select(papers.c.pk, papers.c.id, TSV.label("tsv")).where(*conds)
-        if self._largest_pk(conn) > EXACT_RANK_MAX:
-            rows = rows.order_by(papers.c.pk.desc()).limit(max(RANK_CANDIDATES, limit))
-        candidates = rows.subquery("candidates")
+        papers arrived in) are ranked, found window by window (:meth:`_newest_matches`). Up to
+        that size every match is ranked."""
+        top = self._largest_pk(conn)
+        match = compiled.match
+        if top <= EXACT_RANK_MAX:
+            if match is not None:
+                conds = [*conds, matches(TSV, match)]
+            rows: Any = sa.select(papers.c.pk, papers.c.id, TSV.label("tsv")).where(*conds)
+            candidates = rows.subquery("candidates")
+        elif compiled.loose is not None and match is not None:
+            # A phrase: its words in any order select the newest PHRASE_CANDIDATES papers
+            # through the index alone; only those are read for the words' positions.
+            conds = [*conds, matches(TSV, compiled.loose)]
+            wanted = max(PHRASE_CANDIDATES, limit)
+            candidates = self._newest_matches(conds, top, wanted)
+        else:
+            if match is not None:
+                conds = [*conds, matches(TSV, match)]
+            candidates = self._newest_matches(conds, top, max(RANK_CANDIDATES, limit))
         score = rank_expression(compiled.rank, candidates.c.tsv)
         q = sa.select(candidates.c.pk, candidates.c.id, score.label("score"))
+        if compiled.loose is not None and match is not None and top > EXACT_RANK_MAX:
+            q = q.where(matches(candidates.c.tsv, match))
         if after is not None and isinstance(after.value, float | int):
             value = float(after.value)
             q = q.where(sa.or_(score < value, sa.and_(score == value, candidates.c.pk < after.pk)))
         q = q.order_by(sa.desc("score"), candidates.c.pk.desc()).limit(limit)
         return [KeywordHit(r.pk, r.id, float(r.score)) for r in conn.execute(q)]
+
+    def _newest_matches(
+        self, conds: list[sa.ColumnElement[bool]], top: int, wanted: int
+    ) -> sa.Subquery:
+        """The newest ``wanted`` matches (pk, id, tsv), searched in windows of pks that grow
+        backwards from the newest paper (``RANK_WINDOWS``, then the rest) until enough are found.
+
+        One statement: ``(window 1 ORDER BY pk DESC LIMIT n) UNION ALL (window 2 …) …`` under
+        ``LIMIT n``. An ``Append`` runs its branches in order and the ``LIMIT`` stops it as soon
+        as it has ``n`` rows, so a later window is searched only when the earlier ones held too
+        few matches (paperradar's connections run without parallel query, which could run the
+        branches side by side).
+
+        A window starts at a block of ``PK_BLOCK`` pks: ``pk / PK_BLOCK >= b`` and ``tsv @@
+        query`` are two keys of one GIN index (migration 0007), so the index reads each word's
+        posting list only from the window on and the heap only the window's matches, whether
+        the words are common or rare. Its upper end (where the previous window began) is a plain
+        filter, ``pk + 0 < hi``: as an index key it would make the GIN scan collect every pk below
+        it. The last window (the rest) reads the posting lists whole: only a query with few
+        matches gets there."""
+        block = sa.literal_column(f"(papers.pk / {PK_BLOCK})", sa.Integer)  # as in the index
+        branches: list[Any] = []
+        hi: int | None = None
+        for width in (*RANK_WINDOWS, None):
+            first = max(0, (top - width) // PK_BLOCK) if width is not None else 0
+            window: Any = sa.select(papers.c.pk, papers.c.id, TSV.label("tsv")).where(*conds)
+            if hi is not None:
+                window = window.where(papers.c.pk + 0 < hi)
+            if first > 0:
+                window = window.where(block >= first)
+            branches.append(window.order_by(papers.c.pk.desc()).limit(wanted))
+            if first <= 0:
+                break
+            hi = first * PK_BLOCK
+        union = sa.union_all(*branches).subquery("windows")
+        return sa.select(union).limit(wanted).subquery("candidates")
 
     def _largest_pk(self, conn: sa.Connection) -> int:
         """``max(pk)``, read at most once a minute (it only decides how search ranks)."""
@@ -245,29 +310,75 @@ class PostgresStorage(SqlStorage):
             raise StorageError(f"writing {len(rows)} vectors of {model!r} failed: {exc}") from exc
         self._ensure_vector_index(model, dims.pop())
 
-    def _index_name(self, model: str, dim: int) -> str:
-        return f"ix_embeddings_hnsw_{hashlib.sha1(model.encode()).hexdigest()[:12]}_{dim}"
+    def _index_name(self, model: str, dim: int, kind: str = "halfvec") -> str:
+        suffix = "h" if kind == "halfvec" else ""
+        return f"ix_embeddings_hnsw_{hashlib.sha1(model.encode()).hexdigest()[:12]}_{dim}{suffix}"
 
-    def _ensure_vector_index(self, model: str, dim: int) -> None:
-        """One HNSW (cosine) index per model and dimension: a partial expression index."""
+    def _vector_kind(self, conn: sa.Connection, model: str, dim: int) -> str:
+        """How ``model``'s vectors are indexed: ``halfvec`` (an HNSW index over the vectors cast
+        to half precision: half the memory, the same neighbours for 384-d embeddings) or
+        ``vector`` (float32: the index of databases made before, or pgvector < 0.7). Read
+        once per model and dimension."""
+        kind = self._vector_kinds.get((model, dim))
+        if kind is not None:
+            return kind
+        names = conn.execute(
+            sa.text(
+                "SELECT indexname FROM pg_indexes WHERE tablename = 'embeddings' "
+                "AND schemaname = current_schema() AND indexname = ANY(:names)"
+            ),
+            {"names": [self._index_name(model, dim, k) for k in ("halfvec", "vector")]},
+        ).scalars()
+        found = {n[-1] == "h" for n in names}
+        if True in found:
+            kind = "halfvec"
+        elif False in found:
+            kind = "vector"
+        else:
+            version = conn.execute(
+                sa.text("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+            ).scalar()
+            major_minor = tuple(int(x) for x in str(version or "0.0").split(".")[:2])
+            kind = "halfvec" if major_minor >= (0, 7) else "vector"
+            return kind  # not indexed yet: decided again once it is
+        self._vector_kinds[(model, dim)] = kind
+        return kind
+
+    def _ensure_vector_index(
+        self, model: str, dim: int, *, maintenance_work_mem: str | None = None
+    ) -> None:
+        """One HNSW (cosine) index per model and dimension: a partial expression index over
+        the vectors as ``halfvec(dim)`` (see :meth:`_vector_kind`), unless the database has
+        one already. ``maintenance_work_mem`` (say ``'2GB'``): the build's memory for this
+        statement; the graph of 1 M 384-d vectors needs about 1.3 GB to be built in memory."""
         if (model, dim) in self._indexed:
             return
-        name = self._index_name(model, dim)
         literal = model.replace("'", "''")
-        ddl = (
-            f"CREATE INDEX IF NOT EXISTS {name} ON embeddings USING hnsw "
-            f"((embedding::vector({dim})) vector_cosine_ops) "
-            f"WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION}) "
-            f"WHERE model = '{literal}'"
-        )
         try:
-            with self.engine.begin() as conn:
-                conn.execute(sa.text(ddl))
+            with self._reads.connect() as conn:
+                kind = self._vector_kind(conn, model, dim)
+                name = self._index_name(model, dim, kind)
+                if maintenance_work_mem is not None:
+                    conn.execute(
+                        sa.text("SELECT set_config('maintenance_work_mem', :m, true)"),
+                        {"m": maintenance_work_mem},
+                    )
+                conn.execute(
+                    sa.text(
+                        f"CREATE INDEX IF NOT EXISTS {name} ON embeddings USING hnsw "
+                        f"((embedding::{kind}({dim})) {kind}_cosine_ops) "
+                        f"WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION}) "
+                        f"WHERE model = '{literal}'"
+                    )
+                )
         except sa.exc.IntegrityError:
             pass  # another process created it at the same moment
         except sa.exc.ProgrammingError as exc:
             if "already exists" not in str(exc):
-                raise StorageError(f"creating the vector index {name} failed: {exc}") from exc
+                raise StorageError(
+                    f"creating the vector index for {model!r} failed: {exc}"
+                ) from exc
+        self._vector_kinds[(model, dim)] = kind
         self._indexed.add((model, dim))
 
     def nearest_embeddings(
@@ -278,27 +389,37 @@ class PostgresStorage(SqlStorage):
         if limit <= 0 or not np.any(np.frombuffer(vector, dtype="<f4")):
             return []
         dim = len(vector) // 4
-        stored = sa.cast(sa.literal_column("embeddings.embedding"), VectorType(dim))
-        distance = stored.op("<=>", return_type=sa.Float(precision=53))(
-            sa.cast(sa.bindparam("qvec", _vector_text(vector)), VectorType(dim))
-        )
-        q = (
-            sa.select(embeddings.c.paper_pk, (1.0 - distance).label("sim"))
-            .where(embeddings.c.model == model)
-            .order_by(distance)
-            .limit(limit)
-        )
-        if flt is not None and not flt.is_empty():
-            q = q.join(papers, papers.c.pk == embeddings.c.paper_pk).where(*self._where(flt))
         try:
-            with self.engine.begin() as conn:
-                conn.execute(
-                    sa.text(f"SET LOCAL hnsw.ef_search = {max(MIN_EF_SEARCH, min(limit, 1000))}")
+            with self._reads.connect() as conn:
+                kind = self._vector_kind(conn, model, dim)
+
+                # the index orders by the indexed expression; the similarity returned is exact
+                def distance(k: str) -> sa.ColumnElement[float]:
+                    stored = sa.cast(sa.literal_column("embeddings.embedding"), VectorType(dim, k))
+                    qvec = sa.cast(sa.bindparam("qvec", type_=sa.String), VectorType(dim, k))
+                    return stored.op("<=>", return_type=sa.Float(precision=53))(qvec)
+
+                order = distance(kind)
+                exact = 1.0 - distance("vector")
+                q = (
+                    sa.select(embeddings.c.paper_pk, exact.label("sim"))
+                    .where(embeddings.c.model == model)
+                    .order_by(order)
+                    .limit(limit)
                 )
-                conn.execute(sa.text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
-                rows = conn.execute(q).all()
+                if flt is not None and not flt.is_empty():
+                    q = q.join(papers, papers.c.pk == embeddings.c.paper_pk).where(
+                        *self._where(flt)
+                    )
+                ef_search = max(MIN_EF_SEARCH, min(limit, 1000))
+                # session settings (autocommit: no transaction to be LOCAL to); every vector
+                # search on a pooled connection sets its own
+                conn.exec_driver_sql(
+                    f"SET hnsw.ef_search = {ef_search}; SET hnsw.iterative_scan = relaxed_order"
+                )
+                rows = conn.execute(q, {"qvec": _vector_text(vector)}).all()
         except sa.exc.SQLAlchemyError as exc:
             raise StorageError(f"vector search failed: {exc}") from exc
         out = [(int(r.paper_pk), float(r.sim)) for r in rows]
-        out.sort(key=lambda t: (-t[1], t[0]))  # relaxed_order: re-sort the few returned
+        out.sort(key=lambda t: (-t[1], t[0]))  # relaxed_order, half precision: re-sort the few
         return out
