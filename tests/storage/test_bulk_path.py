@@ -14,6 +14,7 @@ from helpers_engine import new_engine
 from paperradar.engine import Engine
 from paperradar.harvest import file_plan, snapshot_plan
 from paperradar.model import title_key
+from paperradar.storage import PaperFilter
 from paperradar.storage.sql import SqlStorage
 
 VOLATILE = {"first_seen", "last_seen", "last_run"}  # wall-clock times differ between runs
@@ -125,9 +126,14 @@ def test_bulk_and_core_reads_give_the_same_papers(
         reads = {}
         for mode in (True, False):
             storage.bulk_sqlite = mode
-            reads[mode] = (storage.get_papers([*ids, "no-such-id"]), storage.papers_by_pk(pks))
-    papers, by_pk = reads[True]
-    assert len(papers) == len(ids) == len(by_pk)
+            reads[mode] = (
+                storage.get_papers([*ids, "no-such-id"]),
+                storage.papers_by_pk(pks),
+                storage.list_papers(PaperFilter(), limit=len(ids) + 1),
+                storage.list_papers(PaperFilter(), sort="upvotes", limit=7),
+            )
+    papers, by_pk, listed, _ = reads[True]
+    assert len(papers) == len(ids) == len(by_pk) == len(listed)
     assert sum(len(p.versions) > 1 for p in papers) > 10
     assert any(a.affiliations for p in papers for a in p.authors)
     assert reads[True] == reads[False]

@@ -538,7 +538,12 @@ class KeywordIndex:
             return []
         self.ensure_current()
         searcher = self._searcher()
-        depth = max(FIRST_DEPTH, 2 * limit)
+        if after is None and not (plan.authors or plan.abstract_phrases):
+            # The page and one more hit (a tie at the cut needs a deeper look): block-max WAND
+            # skips more of the postings the smaller the top k it keeps.
+            depth = limit + 1
+        else:  # hits before the cursor or failing a check are dropped: look deeper at once
+            depth = max(FIRST_DEPTH, 2 * limit)
         while True:
             hits = searcher.search(plan.query, depth, count=False).hits
             pks = searcher.fast_field_values("pk", [a for _, a in hits])

@@ -726,18 +726,22 @@ class SqlStorage:
         with self.engine.connect() as conn:
             keys = list(conn.execute(q))
             pks = [k.pk for k in keys]
-            page = sa.select(papers).where(c.pk.in_(sa.bindparam("pks", expanding=True)))
-            rows = {r.pk: r for r in conn.execute(page, {"pks": pks})}
-            versions = self._versions(conn, pks)
+            if self._bulk_sqlite(conn):
+                found = dict(self._papers_sqlite(conn, "pk", pks))
+            else:
+                page = sa.select(papers).where(c.pk.in_(sa.bindparam("pks", expanding=True)))
+                rows = {r.pk: r for r in conn.execute(page, {"pks": pks})}
+                versions = self._versions(conn, pks)
+                found = {pk: row_to_paper(r, versions.get(pk)) for pk, r in rows.items()}
         out = []
         for kr in keys:
-            r = rows.get(kr.pk)
-            if r is None:  # deleted in between
+            paper = found.get(kr.pk)
+            if paper is None:  # deleted in between
                 continue
             k = kr._key
             if isinstance(k, datetime):
                 k = k.isoformat(sep=" ")
-            out.append((row_to_paper(r, versions.get(r.pk)), Cursor(k, r.pk)))
+            out.append((paper, Cursor(k, kr.pk)))
         return out
 
     def iter_papers(self, batch_size: int = 1000) -> Iterator[Paper]:
