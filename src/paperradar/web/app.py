@@ -97,10 +97,10 @@ def create_app(engine: Engine) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        # Sync routes run on anyio's thread pool. With 40 threads, 16 concurrent searches all
-        # progressed together, each slowed by every other (and by GIL hand-offs): a slow query
-        # took 16 times its own time. A few threads make the rest wait in line instead; they
-        # still overlap the time SQLite and tantivy run without the GIL.
+        # Sync routes run on anyio's thread pool (40 threads): 16 concurrent searches all
+        # progress together, so a slow query takes about 16 times its own time. A few threads
+        # (PAPERRADAR_WEB_THREADS) make the rest wait in line instead, and still overlap the
+        # time SQLite and tantivy run without the GIL.
         if settings.web_threads > 0:
             anyio.to_thread.current_default_thread_limiter().total_tokens = settings.web_threads
         yield
