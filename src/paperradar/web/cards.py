@@ -5,6 +5,7 @@ small escapes, most of a search page's rendering. The HTML is byte for byte the 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from functools import lru_cache
@@ -43,9 +44,19 @@ def escape(value: object) -> str:
     )
 
 
-# URL quoting is slow in Python, and authors and categories repeat from card to card.
-@lru_cache(maxsize=8192)
+# URL quoting is slow in Python: names made of the characters it keeps (and spaces) skip it,
+# and authors and categories repeat from card to card.
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_.~ -]*")
+
+
 def _author_href(name: str) -> str:
+    if _PLAIN_NAME.fullmatch(name):
+        return "/author/" + name.replace(" ", "%20")
+    return _quoted_author_href(name)
+
+
+@lru_cache(maxsize=8192)
+def _quoted_author_href(name: str) -> str:
     return escape(author_url(name))
 
 
