@@ -136,9 +136,13 @@ FIRST_DAY = datetime(2024, 1, 1, 12, tzinfo=UTC)
 DAYS = 120
 
 
+def arxiv_id(i: int) -> str:
+    """Paper ``i``'s arXiv id (its stored id): 5-digit sequence numbers per month."""
+    return f"24{1 + i // 90000:02d}.{1 + i % 90000:05d}"
+
+
 def synthetic_paper(i: int, rng: random.Random) -> Paper:
-    month = 1 + i // 90000  # 5-digit sequence numbers per month
-    arxiv = f"24{month:02d}.{1 + i % 90000:05d}"
+    arxiv = arxiv_id(i)
     title = " ".join(rng.choices(VOCAB, cum_weights=ZIPF_CUM, k=rng.randint(5, 11))).capitalize()
     abstract = " ".join(rng.choices(VOCAB, cum_weights=ZIPF_CUM, k=rng.randint(80, 160))) + "."
     cats = rng.sample(CATEGORIES, rng.randint(1, 3))
@@ -162,8 +166,7 @@ def build_db(path: Path, n: int) -> list[str]:
     papers = (synthetic_paper(i, rng) for i in range(n))
     ids = []
     if path.exists():
-        rng2 = random.Random(42)
-        return [synthetic_paper(i, rng2).id for i in range(n)]
+        return [arxiv_id(i) for i in range(n)]
     started = time.perf_counter()
     with make_engine(str(path)) as engine:
         batch: list[Paper] = []

@@ -72,6 +72,10 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=list)
     rate_limit_per_minute: int = 600
     web_cache_s: float = 10.0  # public pages are answered from memory this long (0: off)
+    # Sync requests a web process works on at once (the rest queue); 0: anyio's default, 40.
+    # Fewer threads queue requests instead of time-slicing them (lower p99), but on a machine
+    # shared with other processes they also get less of the CPU (fewer requests/s)
+    web_threads: int = 0
 
     # Mail
     smtp_url: str = "smtp://127.0.0.1:25"

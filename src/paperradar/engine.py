@@ -66,6 +66,7 @@ log = logging.getLogger(__name__)
 OnBatch = Callable[[Batch, IngestReport], None]
 Window = Literal["day", "week", "month"]
 TERM_STATS_TTL_S = 3600.0  # word statistics of "more like this" are re-sampled hourly
+NO_VECTORS_TTL_S = 5.0  # "nothing is embedded yet" is re-read at most this often (per search)
 WINDOWS: dict[str, timedelta] = {
     "day": timedelta(days=1),
     "week": timedelta(days=7),
@@ -84,6 +85,7 @@ class Engine:
         self._index: VectorIndex | None = None
         self._papers_count: int | None = None
         self._papers_counted = 0.0
+        self._no_vectors_at = 0.0  # when "no vectors stored" was last read (0: re-read)
         self._signer: TokenSigner | None = None
         self._term_stats: tuple[float, TermStats] | None = None
 
@@ -309,6 +311,7 @@ class Engine:
                 error=self._embedder_error,
             )
         self._papers_count = None
+        self._no_vectors_at = 0.0
         return embed_backlog(
             self.storage,
             model,
@@ -338,8 +341,13 @@ class Engine:
         """No vectors of the configured model are stored yet (and no index is loaded)."""
         if self._index is not None or self._embedder_error is not None:
             return False
+        now = time.monotonic()
+        if self._no_vectors_at and now - self._no_vectors_at < NO_VECTORS_TTL_S:
+            return True  # a search a moment ago found none: spare every search the count
         stored_as = vector_name(self.settings.embed_model)
-        return stored_as is not None and not self.storage.count_embeddings(stored_as)
+        nothing = stored_as is not None and not self.storage.count_embeddings(stored_as)
+        self._no_vectors_at = now if nothing else 0.0
+        return nothing
 
     def _vector_search(self) -> VectorSearch | None:
         if self._nothing_embedded():

@@ -42,6 +42,7 @@ _BIB_SPECIAL = {
     "^": r"\textasciicircum{}",
     "\\": r"\textbackslash{}",
 }
+_BIB_TABLE = str.maketrans(_BIB_SPECIAL)
 _MATH = re.compile(r"\$[^$\n]+\$")
 
 
@@ -63,10 +64,10 @@ def _bib_escape(text: str) -> str:
     for m in _MATH.finditer(text):
         if not _balanced(m.group(0)):
             continue
-        out.append("".join(_BIB_SPECIAL.get(ch, ch) for ch in text[pos : m.start()]))
+        out.append(text[pos : m.start()].translate(_BIB_TABLE))
         out.append(m.group(0))
         pos = m.end()
-    out.append("".join(_BIB_SPECIAL.get(ch, ch) for ch in text[pos:]))
+    out.append(text[pos:].translate(_BIB_TABLE))
     return "".join(out)
 
 

@@ -14,6 +14,7 @@ from helpers_engine import new_engine
 from paperradar.engine import Engine
 from paperradar.harvest import file_plan, snapshot_plan
 from paperradar.model import title_key
+from paperradar.storage import PaperFilter
 from paperradar.storage.sql import SqlStorage
 
 VOLATILE = {"first_seen", "last_seen", "last_run"}  # wall-clock times differ between runs
@@ -108,3 +109,31 @@ def test_bulk_and_core_paths_give_the_same_database(
     assert dumps[True]["papers"], "the scenario stored nothing"
     assert len(dumps[True]["paper_versions"]) > 100
     assert dumps[True] == dumps[False]
+
+
+def test_bulk_and_core_reads_give_the_same_papers(
+    tmp_path: Path, fixtures_dir: Path, shared_dir: Path
+) -> None:
+    """The driver read of search and paper pages (one statement, versions as JSON) builds the
+    same papers as SQLAlchemy Core: every column, versions in order, authors' affiliations."""
+    engine = new_engine(tmp_path)
+    assert isinstance(engine.storage, SqlStorage)
+    storage = engine.storage
+    with engine:
+        _scenario(engine, fixtures_dir, shared_dir, tmp_path)
+        ids = [p.id for p in storage.iter_papers()]
+        pks = list(storage.pks_for_ids(ids).values())
+        reads = {}
+        for mode in (True, False):
+            storage.bulk_sqlite = mode
+            reads[mode] = (
+                storage.get_papers([*ids, "no-such-id"]),
+                storage.papers_by_pk(pks),
+                storage.list_papers(PaperFilter(), limit=len(ids) + 1),
+                storage.list_papers(PaperFilter(), sort="upvotes", limit=7),
+            )
+    papers, by_pk, listed, _ = reads[True]
+    assert len(papers) == len(ids) == len(by_pk) == len(listed)
+    assert sum(len(p.versions) > 1 for p in papers) > 10
+    assert any(a.affiliations for p in papers for a in p.authors)
+    assert reads[True] == reads[False]

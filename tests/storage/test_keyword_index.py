@@ -162,6 +162,20 @@ def test_pages_follow_the_cursor_without_repeats(url: str) -> None:
     assert sorted(seen) == sorted(p.id for p in map(synthetic, range(150)))
 
 
+def test_a_first_page_cut_inside_a_tie_is_the_highest_pks(url: str) -> None:
+    """The index is asked for one hit more than the page; when that one ties with the page's
+    last, it looks deeper, so the page is still the best by (score, pk) of every match."""
+    s = SqliteStorage(url)
+    s.write_papers([synthetic(i) for i in range(150)])
+    s.write_papers([make_paper("2402.00001", "Common common", "A common abstract.", "Ada")])
+    page = s.keyword_search(parse_query("common"), PaperFilter(), limit=6)
+    pks = s.pks_for_ids([synthetic(i).id for i in range(150)])
+    s.close()
+    assert page[0].id == "2402.00001"  # the word twice: the best score
+    assert [h.pk for h in page[1:]] == sorted(pks.values(), reverse=True)[:5]
+    assert len({h.score for h in page[1:]}) == 1
+
+
 def test_updates_and_deletes_reach_the_index(loaded: SqliteStorage) -> None:
     loaded.write_papers([make_paper("2301.00001", "Renamed", "Nothing here.", "Vaswani")])
     assert ids(loaded, "attention") == []

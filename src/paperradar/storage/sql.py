@@ -159,12 +159,25 @@ def row_to_paper(row: Any, versions: list[Version] | None = None) -> Paper:
     return mapping_to_paper(row._mapping, versions)
 
 
+def _loads(text: str) -> Any:
+    """``json.loads`` of a stored JSON column: the empty forms without parsing, orjson (several
+    times faster) for the rest, ``json`` for what orjson refuses (NaN, huge integers)."""
+    if text == "{}":
+        return {}
+    if text == "[]":
+        return []
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
 def mapping_to_paper(m: Any, versions: list[Version] | None = None) -> Paper:
     return Paper(
         id=m["id"],
         title=m["title"],
         abstract=m["abstract"],
-        authors=[Author(a[0], list(a[1]) if len(a) > 1 else []) for a in json.loads(m["authors"])],
+        authors=[Author(a[0], list(a[1]) if len(a) > 1 else []) for a in _loads(m["authors"])],
         arxiv_id=m["arxiv_id"],
         version=m["version"],
         doi=m["doi"],
@@ -172,14 +185,14 @@ def mapping_to_paper(m: Any, versions: list[Version] | None = None) -> Paper:
         primary_category=m["primary_category"],
         published=_aware(m["published"]),
         updated=_aware(m["updated"]),
-        links=json.loads(m["links"]),
+        links=_loads(m["links"]),
         upvotes=m["upvotes"],
         comments=m["comments"],
         stars=m["stars"],
         citations=m["citations"],
         sources=m["sources"].split(),
         versions=versions or [],
-        extra=json.loads(m["extra"]),
+        extra=_loads(m["extra"]),
         first_seen=_aware(m["first_seen"]),
     )
 
@@ -207,6 +220,27 @@ def _json_rows(
     ).fetchone()
     rows: list[list[Any]] = orjson.loads(doc)
     return rows
+
+
+# The read path of ``_papers_sqlite``: the columns ``mapping_to_paper`` reads, then the paper's
+# versions as one JSON array of [version, date, size] in version order.
+_READ_NAMES: tuple[str, ...] = (
+    "pk",
+    *(
+        c
+        for c in ROW_COLUMNS
+        if c not in ("title_key", "author_names", "content_hash", "last_seen")
+    ),
+)
+_READ_DATETIMES = tuple(
+    i for i, c in enumerate(_READ_NAMES) if c in ("published", "updated", "first_seen")
+)
+_PAPERS_SQL = {
+    col: f"SELECT {', '.join(_READ_NAMES)}, (SELECT json_group_array(json_array(version, date, "
+    "size)) FROM paper_versions WHERE paper_pk = papers.pk) "
+    f"FROM papers WHERE {col} IN (SELECT value FROM json_each(?))"
+    for col in ("pk", "id")
+}
 
 
 def _per_statement(db: sqlite3.Connection, width: int) -> int:
@@ -405,6 +439,31 @@ class SqlStorage:
             out.append(mapping_to_paper(m, versions.get(pk)))
         return out
 
+    def _papers_sqlite(
+        self, conn: sa.Connection, col: str, values: Sequence[Any]
+    ) -> list[tuple[int, Paper]]:
+        """(pk, paper) of the rows whose ``col`` is one of ``values``, versions included, in one
+        statement through the driver: the read of a search page or a paper page, where
+        SQLAlchemy's statement building and result processing cost more than SQLite's work."""
+        if not values:
+            return []
+        rows = self._driver(conn).execute(_PAPERS_SQL[col], (_json_list(values),)).fetchall()
+        out = []
+        for r in rows:
+            m = dict(zip(_READ_NAMES, r, strict=False))
+            for i in _READ_DATETIMES:
+                m[_READ_NAMES[i]] = _from_sqlite_datetime(r[i])
+            versions = (
+                [
+                    Version(v, _aware(_from_sqlite_datetime(d)), size)
+                    for v, d, size in sorted(_loads(r[-1]), key=lambda t: t[0])
+                ]
+                if r[-1] != "[]"
+                else None
+            )
+            out.append((r[0], mapping_to_paper(m, versions)))
+        return out
+
     def _write_sqlite(self, conn: sa.Connection, upserts: Sequence[Paper], now: datetime) -> None:
         """``_write`` for the upserts, on SQLite, through the driver connection (see above)."""
         db = self._driver(conn)
@@ -557,6 +616,9 @@ class SqlStorage:
     def get_papers(self, paper_ids: Sequence[str]) -> list[Paper]:
         by_id: dict[str, Paper] = {}
         with self.engine.connect() as conn:
+            if self._bulk_sqlite(conn):
+                by_id = {p.id: p for _, p in self._papers_sqlite(conn, "id", paper_ids)}
+                return [by_id[i] for i in paper_ids if i in by_id]
             for chunk in _chunks(list(paper_ids)):
                 rows = list(conn.execute(sa.select(papers).where(papers.c.id.in_(chunk))))
                 versions = self._versions(conn, [r.pk for r in rows])
@@ -566,6 +628,8 @@ class SqlStorage:
     def papers_by_pk(self, pks: Sequence[int]) -> dict[int, Paper]:
         out: dict[int, Paper] = {}
         with self.engine.connect() as conn:
+            if self._bulk_sqlite(conn):
+                return dict(self._papers_sqlite(conn, "pk", pks))
             for chunk in _chunks(list(pks)):
                 rows = list(conn.execute(sa.select(papers).where(papers.c.pk.in_(chunk))))
                 versions = self._versions(conn, [r.pk for r in rows])
@@ -663,18 +727,22 @@ class SqlStorage:
         with self.engine.connect() as conn:
             keys = list(conn.execute(q))
             pks = [k.pk for k in keys]
-            page = sa.select(papers).where(c.pk.in_(sa.bindparam("pks", expanding=True)))
-            rows = {r.pk: r for r in conn.execute(page, {"pks": pks})}
-            versions = self._versions(conn, pks)
+            if self._bulk_sqlite(conn):
+                found = dict(self._papers_sqlite(conn, "pk", pks))
+            else:
+                page = sa.select(papers).where(c.pk.in_(sa.bindparam("pks", expanding=True)))
+                rows = {r.pk: r for r in conn.execute(page, {"pks": pks})}
+                versions = self._versions(conn, pks)
+                found = {pk: row_to_paper(r, versions.get(pk)) for pk, r in rows.items()}
         out = []
         for kr in keys:
-            r = rows.get(kr.pk)
-            if r is None:  # deleted in between
+            paper = found.get(kr.pk)
+            if paper is None:  # deleted in between
                 continue
             k = kr._key
             if isinstance(k, datetime):
                 k = k.isoformat(sep=" ")
-            out.append((row_to_paper(r, versions.get(r.pk)), Cursor(k, r.pk)))
+            out.append((paper, Cursor(k, kr.pk)))
         return out
 
     def iter_papers(self, batch_size: int = 1000) -> Iterator[Paper]:

@@ -148,12 +148,13 @@ class SqliteStorage(SqlStorage):
             raise StorageError(f"keyword search failed: {exc}") from exc
         if not ranked:
             return []
-        with self.engine.connect() as conn:
+        with self.engine.connect() as conn:  # the driver: a page's ids in one cheap step
             ids = dict(
-                conn.execute(
-                    sa.select(papers.c.pk, papers.c.id).where(
-                        papers.c.pk.in_([pk for pk, _ in ranked])
-                    )
-                ).all()
+                self._driver(conn)
+                .execute(
+                    "SELECT pk, id FROM papers WHERE pk IN (SELECT value FROM json_each(?))",
+                    (json.dumps([pk for pk, _ in ranked]),),
+                )
+                .fetchall()
             )
         return [KeywordHit(pk, ids[pk], score) for pk, score in ranked if pk in ids]

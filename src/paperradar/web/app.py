@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
@@ -91,7 +94,19 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, str]:
 def create_app(engine: Engine) -> FastAPI:
     """The web application over ``engine``: HTML pages, JSON API, feeds."""
     settings = engine.settings
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Sync routes run on anyio's thread pool (40 threads): 16 concurrent searches all
+        # progress together, so a slow query takes about 16 times its own time. A few threads
+        # (PAPERRADAR_WEB_THREADS) make the rest wait in line instead, and still overlap the
+        # time SQLite and tantivy run without the GIL.
+        if settings.web_threads > 0:
+            anyio.to_thread.current_default_thread_limiter().total_tokens = settings.web_threads
+        yield
+
     app = FastAPI(
+        lifespan=lifespan,
         title="paperradar",
         version=__version__,
         description=(

@@ -13,6 +13,8 @@ from paperradar.querylang import Query
 __all__ = ["highlight", "highlight_terms"]
 
 _WORD = re.compile(r"\w+")
+_ASCII_WORD = re.compile(r"[A-Za-z0-9_]+")
+_WORD_REST = re.compile(r"\w*")
 _SUFFIXES = ("ing", "es", "ed", "s")
 
 
@@ -38,19 +40,54 @@ def _stem(word: str) -> str:
 
 @lru_cache(maxsize=256)
 def _pattern(terms: tuple[str, ...]) -> re.Pattern[str]:
+    """Words starting with a term, in HTML-escaped text. Escaping changes only ``&<>"'``, which
+    are not word characters, so the words of the text are the words of its escaped form, plus
+    the entity names (``&amp;``, ``&#39;``): a word right after ``&`` or ``&#`` is one of those
+    (a ``&`` of the text itself became ``&amp;``) and is never marked."""
     alternatives = "|".join(re.escape(t) for t in sorted(terms, key=len, reverse=True))
-    return re.compile(rf"(?<!\w)(?:{alternatives})\w*", re.IGNORECASE)
+    return re.compile(rf"(?<!\w)(?<!&)(?<!&#)(?:{alternatives})\w*", re.IGNORECASE)
+
+
+def _is_word(ch: str) -> bool:
+    return ch.isalnum() or ch == "_"
+
+
+def _mark_ascii(text: str, terms: tuple[str, ...]) -> str:
+    """What ``_pattern(terms).sub`` marks, for ASCII text and terms, found with ``str.find`` on
+    the lower-cased text (the regular expression with IGNORECASE visits every character: ~0.1 ms
+    an abstract). A match is a whole word: one starting with a term, not an entity name."""
+    low = text.lower()
+    starts: set[int] = set()
+    for term in {t.lower() for t in terms}:
+        i = low.find(term)
+        while i >= 0:
+            if (
+                (i == 0 or not _is_word(low[i - 1]))
+                and (i < 1 or low[i - 1] != "&")
+                and (i < 2 or low[i - 2 : i] != "&#")
+            ):
+                starts.add(i)
+            i = low.find(term, i + 1)
+    if not starts:
+        return text
+    out: list[str] = []
+    last = 0
+    for start in sorted(starts):
+        end = _WORD_REST.match(text, start).end()  # type: ignore[union-attr]
+        out += (text[last:start], "<mark>", text[start:end], "</mark>")
+        last = end
+    out.append(text[last:])
+    return "".join(out)
 
 
 def highlight(text: str, terms: Sequence[str]) -> Markup:
     """``text`` HTML-escaped, with each word starting with one of ``terms`` in ``<mark>``."""
     if not terms or not text:
         return escape(text)
-    out: list[str] = []
-    last = 0
-    for m in _pattern(tuple(terms)).finditer(text):
-        out.append(escape(text[last : m.start()]))
-        out.append(Markup("<mark>%s</mark>") % m.group())
-        last = m.end()
-    out.append(escape(text[last:]))
-    return Markup("").join(out)
+    # One escape of the whole text and one pass: a page of 20 abstracts full of matches made
+    # hundreds of small escapes and Markup objects per abstract.
+    escaped = str(escape(text))
+    key = tuple(terms)
+    if escaped.isascii() and all(_ASCII_WORD.fullmatch(t) for t in key):
+        return Markup(_mark_ascii(escaped, key))
+    return Markup(_pattern(key).sub(r"<mark>\g<0></mark>", escaped))

@@ -3,6 +3,7 @@ settings and cached facts about the collection."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import threading
 import time
@@ -23,6 +24,7 @@ from paperradar.errors import InvalidQuery, NotFound
 from paperradar.model import Paper
 from paperradar.search.service import Hit
 from paperradar.storage.base import PaperFilter
+from paperradar.web.cards import paper_card
 from paperradar.web.highlight import highlight
 from paperradar.web.params import author_url, category_url, external_url, id_path, paper_url
 
@@ -133,13 +135,7 @@ class Renderer:
             base_url=engine.settings.base_url.rstrip("/"),
         )
         self.env.filters.update(hl=highlight, date=_fmt_date, iso=_iso, safe_url=external_url)
-        # arXiv announcement types (RSS/Atom feeds): what is new today versus updated
-        self.env.globals["announce_labels"] = {
-            "new": "New",
-            "cross": "Cross-list",
-            "replace": "Updated",
-            "replace-cross": "Updated cross-list",
-        }
+        self.env.globals["card"] = functools.partial(paper_card, fmt_date=_fmt_date, fmt_iso=_iso)
 
     def page(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
         html = self.env.get_template(template).render(**context)
