@@ -178,12 +178,18 @@ def normalize_text(text: str) -> str:
 
 
 _NOT_ALNUM = re.compile(r"[\W_]+")
+_ASCII_NOT_ALNUM = bytes(c for c in range(128) if not chr(c).isalnum())
 
 
 @functools.lru_cache(maxsize=1 << 16)
 def title_key(title: str) -> str:
     """The last-resort key: a hash of the title folded to lower-case letters and digits
     (accents dropped, punctuation and spacing ignored)."""
+    if title.isascii():
+        # the same letters as below, without the regex: ASCII folds to lower case
+        ascii_letters = title.encode().lower().translate(None, _ASCII_NOT_ALNUM)
+        if ascii_letters:
+            return "title:" + hashlib.sha1(ascii_letters).hexdigest()[:16]
     folded = title.casefold()
     if not folded.isascii():
         decomposed = unicodedata.normalize("NFKD", folded)
