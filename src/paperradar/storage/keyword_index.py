@@ -197,6 +197,12 @@ def category_terms(categories: Iterable[str]) -> set[str]:
     return out
 
 
+@functools.lru_cache(maxsize=1 << 12)
+def _category_terms(categories: str) -> tuple[str, ...]:
+    """:func:`category_terms` of a stored ``categories`` column (few distinct values)."""
+    return tuple(sorted(category_terms(categories.split())))
+
+
 def _epoch(dt: datetime | None) -> int | None:
     if dt is None:
         return None
@@ -247,7 +253,7 @@ def _document(row: Sequence[Any], text: Callable[[str], str]) -> tantivy.Documen
     doc.add_text("title", title)
     doc.add_text("authors", names)
     doc.add_text("pid", pid)
-    for cat in category_terms(categories.split()):
+    for cat in _category_terms(categories):
         doc.add_text("cat", cat)
     for src in sources.split():
         doc.add_text("src", src)
