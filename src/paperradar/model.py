@@ -158,20 +158,8 @@ def normalize_text(text: str) -> str:
     """Unicode NFC with runs of whitespace collapsed to one space."""
     if text.isascii():
         # ASCII is NFC already; most text has single spaces only (a few scans, no split)
-        if (
-            "  " in text
-            or text[:1] == " "
-            or text[-1:] == " "
-            or "\n" in text
-            or "\t" in text
-            or "\r" in text
-            or "\x0b" in text
-            or "\x0c" in text
-            or "\x1c" in text
-            or "\x1d" in text
-            or "\x1e" in text
-            or "\x1f" in text
-        ):
+        # (every ASCII whitespace but the space is a control character: not printable)
+        if not text.isprintable() or "  " in text or text[:1] == " " or text[-1:] == " ":
             return " ".join(text.split())
         return text
     return " ".join(unicodedata.normalize("NFC", text).split())
