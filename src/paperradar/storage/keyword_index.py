@@ -95,18 +95,25 @@ def _reference_analyzer() -> tantivy.TextAnalyzer:
     )
 
 
+# In the index's text, a dropped (long) token is this word, which the index drops in turn: its
+# position stays taken, as with remove_long. Folded words never come near this length (a word
+# under LONG_TOKEN bytes as written folds to at most ~3 times as many).
+_DROPPED = "_" * 256
+
+
 def _index_tokenizer() -> tantivy.TextAnalyzer:
     """What the index runs on :meth:`Analyzer.index_text`: words already analyzed, split at
-    spaces; a long token (kept in the text for its position) is dropped here, as before."""
+    spaces; the stand-in of a long token (kept in the text for its position) dropped."""
     return (
         tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.whitespace())
-        .filter(tantivy.Filter.remove_long(LONG_TOKEN))
+        .filter(tantivy.Filter.remove_long(len(_DROPPED)))
         .build()
     )
 
 
 class _Stems(dict[str, str]):
-    """word -> stem, filled on a miss by tantivy's own Snowball stemmer."""
+    """Folded word -> stem, filled on a miss by tantivy's own Snowball stemmer. Used as is
+    (``__getitem__``) for ASCII words, whose length as written is their length."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -117,12 +124,19 @@ class _Stems(dict[str, str]):
         )
 
     def __missing__(self, word: str) -> str:
-        if len(word.encode()) >= LONG_TOKEN:
-            return word  # dropped by the index (remove_long), never stemmed
-        if len(self) >= STEM_CACHE:
-            self.clear()
-        stem = self._stemmer.analyze(word)[0]
-        self[word] = stem
+        if len(word) >= LONG_TOKEN:  # ASCII: dropped by remove_long, never stemmed
+            return _DROPPED
+        return self.stem(word)
+
+    def stem(self, word: str) -> str:
+        """The stem of a folded word, whatever its length (never ``_DROPPED``)."""
+        stem = self.get(word)
+        if stem is None:
+            stem = self._stemmer.analyze(word)[0]
+            if len(word) < LONG_TOKEN:  # longer ones stay out: as ASCII they are dropped
+                if len(self) >= STEM_CACHE:
+                    self.clear()
+                self[word] = stem
         return stem
 
 
@@ -146,28 +160,30 @@ class Analyzer:
             .build()
         )
 
-    def _words(self, text: str) -> list[str]:
-        """Folded words, long ones included (a long word is its original spelling)."""
+    def _stemmed(self, text: str) -> list[str]:
+        """The stems of ``text``'s words in order, ``_DROPPED`` for each long one."""
         if text.isascii():
-            return text.translate(_ASCII_WORDS).split()
+            return list(map(self._stems.__getitem__, text.translate(_ASCII_WORDS).split()))
         folded = self._folded.analyze(text)
-        if any(len(w) * 4 >= LONG_TOKEN for w in folded):
-            # remove_long judged the word as written, before folding changed its length
-            original = self._plain.analyze(text)
-            folded = [
-                o if len(o.encode()) >= LONG_TOKEN else f
-                for o, f in zip(original, folded, strict=True)
-            ]
-        return folded
+        stem = self._stems.stem
+        if all(len(w) * 4 < LONG_TOKEN for w in folded):  # none was long as written
+            return [stem(w) for w in folded]
+        # remove_long judged each word as written, before folding changed its length
+        original = self._plain.analyze(text)
+        return [
+            _DROPPED if len(o.encode()) >= LONG_TOKEN else stem(f)
+            for o, f in zip(original, folded, strict=True)
+        ]
 
     def index_text(self, text: str) -> str:
         """``text`` analyzed, as the index's whitespace tokenizer reads it."""
-        return " ".join(map(self._stems.__getitem__, self._words(text)))
+        if text.isascii():
+            return " ".join(map(self._stems.__getitem__, text.translate(_ASCII_WORDS).split()))
+        return " ".join(self._stemmed(text))
 
     def analyze(self, text: str) -> list[str]:
         """The tokens of ``text`` (long ones dropped), as the index holds them."""
-        stems = self._stems
-        return [stems[w] for w in self._words(text) if len(w.encode()) < LONG_TOKEN]
+        return [w for w in self._stemmed(text) if w is not _DROPPED]
 
 
 def _schema() -> tantivy.Schema:
