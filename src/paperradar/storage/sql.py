@@ -480,7 +480,10 @@ class SqlStorage:
     ) -> None:
         now = datetime.now(UTC).replace(tzinfo=None)
         try:
-            with self.engine.begin() as conn:
+            # The write lock from the start (SQLite: BEGIN IMMEDIATE): the new rows' pks are
+            # max(pk) + 1 and their ids were looked up first; another writer in between made
+            # "UNIQUE constraint failed: papers.pk" (two workers ingesting at once).
+            with self._write_txn() as conn:
                 self._write(conn, upserts, deletes, now)
                 if source is not None:
                     self._record_source(conn, source, checkpoint, counts, now)
