@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 from helpers_engine import add, day, new_engine, paper
-from paperradar.ingest import merge_papers
+from paperradar.ingest import GC_YOUNG, merge_papers
 from paperradar.model import Author, Paper, ParseProblem, Version
 from paperradar.sources import Batch
 
@@ -152,3 +153,15 @@ def test_demo_corpus_is_bundled_and_idempotent(tmp_path: Path) -> None:
     again = eng.ingest_demo()
     assert (again.new, again.updated) == (0, 0)
     assert isinstance(eng.paper(eng.search("grokking", mode="keyword").hits[0].paper.id), Paper)
+
+
+def test_an_ingest_collects_garbage_less_often_and_restores_the_thresholds(tmp_path: Path) -> None:
+    before = gc.get_threshold()
+    seen: list[tuple[int, ...]] = []
+    engine = new_engine(tmp_path)
+    batches = [Batch("test", [paper([f"2403.0{i}001"], f"Paper {i}")]) for i in range(3)]
+    report = engine.ingest(batches, on_batch=lambda b, r: seen.append(gc.get_threshold()))
+    engine.close()
+    assert report.new == 3
+    assert all(t[0] >= GC_YOUNG and t[1:] == before[1:] for t in seen)
+    assert gc.get_threshold() == before

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -100,6 +102,18 @@ def test_parse_never_fails_unexpectedly(text: str) -> None:
 @given(st.text(min_size=1, max_size=80).filter(lambda t: any(c.isalnum() for c in t)))
 def test_title_key_ignores_case_spacing_and_accents(title: str) -> None:
     assert title_key(title) == title_key("  " + title.upper().replace(" ", "  ") + " ")
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=127), min_size=1, max_size=80))
+def test_title_key_of_ascii_is_the_hash_of_its_lower_case_letters_and_digits(title: str) -> None:
+    letters = "".join(c for c in title.lower() if c.isalnum())
+    if not letters:
+        with pytest.raises(InvalidId):
+            title_key(title)
+        return
+    assert title_key(title) == "title:" + hashlib.sha1(letters.encode()).hexdigest()[:16]
+    # the same key as the accented spelling (the general path)
+    assert title_key(title + "\u0301") == title_key(title) or not title[-1].isalnum()
 
 
 def test_canonical_id_prefers_arxiv_then_doi_then_title() -> None:

@@ -9,8 +9,12 @@ title-keyed row is folded into the arXiv/DOI row once the paper's real id is kno
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable
+import gc
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from paperradar.model import Author, Paper, ParseProblem, title_key
 from paperradar.sources import Batch
@@ -224,6 +228,31 @@ def _ingest_batch(storage: Storage, batch: Batch, state_key: str) -> IngestRepor
     return report
 
 
+# A bulk ingest allocates millions of short-lived containers (records, rows, token lists) and no
+# cyclic garbage: with the default thresholds (700, 10, 10) the cyclic collector ran every 700
+# of them and rescanned the heap every 70,000, some 8 % of an ingest's CPU. While any ingest
+# runs, the young generation is collected every GC_YOUNG allocations instead.
+GC_YOUNG = 50_000
+_gc_state: list[Any] = [0, None]  # ingests running, the thresholds before the first one
+_gc_lock = threading.Lock()
+
+
+@contextmanager
+def _fewer_collections() -> Iterator[None]:
+    with _gc_lock:
+        if _gc_state[0] == 0:
+            _gc_state[1] = gc.get_threshold()
+            gc.set_threshold(max(GC_YOUNG, _gc_state[1][0]), *_gc_state[1][1:])
+        _gc_state[0] += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_state[0] -= 1
+            if _gc_state[0] == 0:
+                gc.set_threshold(*_gc_state[1])
+
+
 def ingest_batches(
     storage: Storage,
     batches: Iterable[Batch],
@@ -236,9 +265,10 @@ def ingest_batches(
     ``state_key`` names the source's row in the source state (default: the batch's source).
     """
     total = IngestReport()
-    for batch in batches:
-        part = _ingest_batch(storage, batch, state_key or batch.source)
-        total.add(part)
-        if on_batch is not None:
-            on_batch(batch, part)
+    with _fewer_collections():
+        for batch in batches:
+            part = _ingest_batch(storage, batch, state_key or batch.source)
+            total.add(part)
+            if on_batch is not None:
+                on_batch(batch, part)
     return total

@@ -158,32 +158,26 @@ def normalize_text(text: str) -> str:
     """Unicode NFC with runs of whitespace collapsed to one space."""
     if text.isascii():
         # ASCII is NFC already; most text has single spaces only (a few scans, no split)
-        if (
-            "  " in text
-            or text[:1] == " "
-            or text[-1:] == " "
-            or "\n" in text
-            or "\t" in text
-            or "\r" in text
-            or "\x0b" in text
-            or "\x0c" in text
-            or "\x1c" in text
-            or "\x1d" in text
-            or "\x1e" in text
-            or "\x1f" in text
-        ):
+        # (every ASCII whitespace but the space is a control character: not printable)
+        if not text.isprintable() or "  " in text or text[:1] == " " or text[-1:] == " ":
             return " ".join(text.split())
         return text
     return " ".join(unicodedata.normalize("NFC", text).split())
 
 
 _NOT_ALNUM = re.compile(r"[\W_]+")
+_ASCII_NOT_ALNUM = bytes(c for c in range(128) if not chr(c).isalnum())
 
 
 @functools.lru_cache(maxsize=1 << 16)
 def title_key(title: str) -> str:
     """The last-resort key: a hash of the title folded to lower-case letters and digits
     (accents dropped, punctuation and spacing ignored)."""
+    if title.isascii():
+        # the same letters as below, without the regex: ASCII folds to lower case
+        ascii_letters = title.encode().lower().translate(None, _ASCII_NOT_ALNUM)
+        if ascii_letters:
+            return "title:" + hashlib.sha1(ascii_letters).hexdigest()[:16]
     folded = title.casefold()
     if not folded.isascii():
         decomposed = unicodedata.normalize("NFKD", folded)

@@ -29,17 +29,20 @@ the last commit and leaves the changes to the holder (which applies everything u
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import shutil
+import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 import tantivy
 
@@ -70,17 +73,117 @@ def index_path_for(database: Path | None) -> Path | None:
     return None if database is None else database.with_name(database.name + ".keywords")
 
 
-def _analyzer() -> tantivy.TextAnalyzer:
-    # Letter/digit runs, case and accents folded, Snowball English stems: what FTS5's
-    # "porter unicode61 remove_diacritics 2" did (without stemming SciFact nDCG@10 drops to 0.67).
+# Tokens longer than this many bytes are dropped (ids, sequences, URLs run together).
+LONG_TOKEN = 60
+STEM_CACHE = 200_000  # distinct words whose stems are kept (cleared when full: memory stays flat)
+# ASCII text, for ``str.translate``: letters and digits lower-cased, everything else a space.
+_ASCII_WORDS = str.maketrans({i: chr(i).lower() if chr(i).isalnum() else " " for i in range(128)})
+
+
+def _reference_analyzer() -> tantivy.TextAnalyzer:
+    """The chain whose tokens :class:`Analyzer` gives: letter/digit runs, long ones dropped, case
+    and accents folded, Snowball English stems -- what FTS5's "porter unicode61
+    remove_diacritics 2" did (without stemming SciFact nDCG@10 drops to 0.67). Indexes built
+    with it as their tokenizer hold the same terms at the same positions."""
     return (
         tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
-        .filter(tantivy.Filter.remove_long(60))
+        .filter(tantivy.Filter.remove_long(LONG_TOKEN))
         .filter(tantivy.Filter.lowercase())
         .filter(tantivy.Filter.ascii_fold())
         .filter(tantivy.Filter.stemmer("english"))
         .build()
     )
+
+
+# In the index's text, a dropped (long) token is this word, which the index drops in turn: its
+# position stays taken, as with remove_long. Folded words never come near this length (a word
+# under LONG_TOKEN bytes as written folds to at most ~3 times as many).
+_DROPPED = "_" * 256
+
+
+def _index_tokenizer() -> tantivy.TextAnalyzer:
+    """What the index runs on :meth:`Analyzer.index_text`: words already analyzed, split at
+    spaces; the stand-in of a long token (kept in the text for its position) dropped."""
+    return (
+        tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.whitespace())
+        .filter(tantivy.Filter.remove_long(len(_DROPPED)))
+        .build()
+    )
+
+
+class _Stems(dict[str, str]):
+    """Folded word -> stem, filled on a miss by tantivy's own Snowball stemmer. Used as is
+    (``__getitem__``) for ASCII words, whose length as written is their length."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._stemmer = (
+            tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.raw())
+            .filter(tantivy.Filter.stemmer("english"))
+            .build()
+        )
+
+    def __missing__(self, word: str) -> str:
+        if len(word) >= LONG_TOKEN:  # ASCII: dropped by remove_long, never stemmed
+            return _DROPPED
+        return self.stem(word)
+
+    def stem(self, word: str) -> str:
+        """The stem of a folded word, whatever its length (never ``_DROPPED``)."""
+        stem = self.get(word)
+        if stem is None:
+            stem = self._stemmer.analyze(word)[0]
+            if len(word) < LONG_TOKEN:  # longer ones stay out: as ASCII they are dropped
+                if len(self) >= STEM_CACHE:
+                    self.clear()
+                self[word] = stem
+        return stem
+
+
+class Analyzer:
+    """The keyword analyzer of both sides: the tokens of :func:`_reference_analyzer`, computed
+    here with a stem cache.
+
+    Snowball stemming was most of the index's build cost (each occurrence of each word stemmed
+    again, allocations included); the vocabulary is Zipfian, so a dict of stems hits almost
+    always. ASCII text (nearly all) is split with ``str.translate``; other text goes through
+    tantivy's own tokenizer, lower-caser and ASCII folding, so both give what the chain gives.
+    The index gets the stems joined by spaces (:meth:`index_text`) and only splits them."""
+
+    def __init__(self) -> None:
+        self._stems = _Stems()
+        self._plain = tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple()).build()
+        self._folded = (
+            tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
+            .filter(tantivy.Filter.lowercase())
+            .filter(tantivy.Filter.ascii_fold())
+            .build()
+        )
+
+    def _stemmed(self, text: str) -> list[str]:
+        """The stems of ``text``'s words in order, ``_DROPPED`` for each long one."""
+        if text.isascii():
+            return list(map(self._stems.__getitem__, text.translate(_ASCII_WORDS).split()))
+        folded = self._folded.analyze(text)
+        stem = self._stems.stem
+        if all(len(w) * 4 < LONG_TOKEN for w in folded):  # none was long as written
+            return [stem(w) for w in folded]
+        # remove_long judged each word as written, before folding changed its length
+        original = self._plain.analyze(text)
+        return [
+            _DROPPED if len(o.encode()) >= LONG_TOKEN else stem(f)
+            for o, f in zip(original, folded, strict=True)
+        ]
+
+    def index_text(self, text: str) -> str:
+        """``text`` analyzed, as the index's whitespace tokenizer reads it."""
+        if text.isascii():
+            return " ".join(map(self._stems.__getitem__, text.translate(_ASCII_WORDS).split()))
+        return " ".join(self._stemmed(text))
+
+    def analyze(self, text: str) -> list[str]:
+        """The tokens of ``text`` (long ones dropped), as the index holds them."""
+        return [w for w in self._stemmed(text) if w is not _DROPPED]
 
 
 def _schema() -> tantivy.Schema:
@@ -110,6 +213,12 @@ def category_terms(categories: Iterable[str]) -> set[str]:
     return out
 
 
+@functools.lru_cache(maxsize=1 << 12)
+def _category_terms(categories: str) -> tuple[str, ...]:
+    """:func:`category_terms` of a stored ``categories`` column (few distinct values)."""
+    return tuple(sorted(category_terms(categories.split())))
+
+
 def _epoch(dt: datetime | None) -> int | None:
     if dt is None:
         return None
@@ -118,39 +227,58 @@ def _epoch(dt: datetime | None) -> int | None:
     return int(dt.timestamp())
 
 
-_ROW_COLUMNS = (
-    papers.c.pk,
-    papers.c.id,
-    papers.c.title,
-    papers.c.abstract,
-    papers.c.author_names,
-    papers.c.categories,
-    papers.c.sources,
-    papers.c.published,
-    papers.c.first_seen,
-)
+# A papers row as the index reads it: one JSON array per row, a batch of rows in one step.
+_COLUMNS = "pk, id, title, abstract, author_names, categories, sources, published, first_seen"
+READ_BATCH = 4000  # rows per read
 
 
-def _document(row: Any) -> tantivy.Document:
+def _driver(conn: sa.Connection) -> sqlite3.Connection:
+    db = conn.connection.driver_connection
+    assert isinstance(db, sqlite3.Connection)
+    return db
+
+
+def _rows(db: sqlite3.Connection, where: str, params: Sequence[Any]) -> list[list[Any]]:
+    """``[pk, id, title, abstract, author_names, categories, sources, published, first_seen]``
+    of the papers ``WHERE where``, fetched in one step as one JSON document."""
+    (doc,) = db.execute(
+        f"SELECT json_group_array(json_array({_COLUMNS})) "
+        f"FROM (SELECT {_COLUMNS} FROM papers WHERE {where})",
+        params,
+    ).fetchone()
+    rows: list[list[Any]] = orjson.loads(doc)
+    return rows
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _stored_epoch(value: str) -> int:
+    """A stored (naive UTC) datetime as epoch seconds."""
+    return int(datetime.fromisoformat(value).replace(tzinfo=UTC).timestamp())
+
+
+def _document(row: Sequence[Any], text: Callable[[str], str]) -> tantivy.Document:
+    pk, pid, title, abstract, names, categories, sources, published, first_seen = row
+    title = text(title)
+    names = text(names)
     doc = tantivy.Document()
-    doc.add_integer("pk", row.pk)
+    doc.add_integer("pk", pk)
     # Three values of one field: one length for BM25, and a phrase never spans two of them.
-    doc.add_text("all", row.title)
-    doc.add_text("all", row.abstract)
-    doc.add_text("all", row.author_names)
-    doc.add_text("title", row.title)
-    doc.add_text("authors", row.author_names)
-    doc.add_text("pid", row.id)
-    for cat in category_terms(row.categories.split()):
+    doc.add_text("all", title)
+    doc.add_text("all", text(abstract))
+    doc.add_text("all", names)
+    doc.add_text("title", title)
+    doc.add_text("authors", names)
+    doc.add_text("pid", pid)
+    for cat in _category_terms(categories):
         doc.add_text("cat", cat)
-    for src in row.sources.split():
+    for src in sources.split():
         doc.add_text("src", src)
-    published = _epoch(row.published)
     if published is not None:
-        doc.add_integer("pub", published)
-    seen = published if published is not None else _epoch(row.first_seen)
-    if seen is not None:
-        doc.add_integer("seen", seen)
+        seen = _stored_epoch(published)
+        doc.add_integer("pub", seen)
+    else:
+        seen = _stored_epoch(first_seen)  # NOT NULL
+    doc.add_integer("seen", seen)
     return doc
 
 
@@ -175,7 +303,7 @@ class KeywordIndex:
         self._stamp: tuple[int, ...] | None = None  # the database files when last caught up
         self._stamped_at = 0.0
         self.schema = _schema()
-        self.analyzer = _analyzer()
+        self.analyzer = Analyzer()
         self._lock = threading.RLock()
         self._writer: Any | None = None
         self._pending_seq = 0  # applied to the writer, not yet committed
@@ -194,7 +322,7 @@ class KeywordIndex:
         else:
             self.path.mkdir(parents=True, exist_ok=True)
             index = tantivy.Index(self.schema, path=str(self.path), reuse=reuse)
-        index.register_tokenizer(ANALYZER, self.analyzer)
+        index.register_tokenizer(ANALYZER, _index_tokenizer())
         return index
 
     def _open(self) -> tantivy.Index:
@@ -267,17 +395,24 @@ class KeywordIndex:
             writer.delete_all_documents()
             done = 0
             maxpk = 0
+            text = self.analyzer.index_text
             with self.engine.connect() as conn:
                 conn.exec_driver_sql("BEGIN")  # one snapshot for the head seq and the rows
                 head = self._head(conn)
-                rows = conn.execution_options(yield_per=5000).execute(
-                    sa.select(*_ROW_COLUMNS).order_by(papers.c.pk)
-                )
-                for row in rows:
-                    writer.add_document(_document(row))
-                    maxpk = row.pk
-                    done += 1
-                    if done % 200_000 == 0:
+                db = _driver(conn)
+                while True:
+                    rows = _rows(
+                        db,
+                        "pk > ? ORDER BY pk LIMIT ?",
+                        (maxpk, READ_BATCH),
+                    )
+                    if not rows:
+                        break
+                    for row in rows:
+                        writer.add_document(_document(row, text))
+                    maxpk = rows[-1][0]
+                    done += len(rows)
+                    if done % 200_000 < len(rows):
                         log.warning("keyword index: %s of %s papers", f"{done:,}", f"{count:,}")
                 conn.rollback()
             self._add_meta(writer, head, maxpk)
@@ -403,26 +538,28 @@ class KeywordIndex:
             meta = self._meta(self._searcher())
             applied, maxpk = meta if meta else (0, 0)
             self._pending_maxpk = maxpk
+        text = self.analyzer.index_text
         with self.engine.connect() as conn:
+            db = _driver(conn)
             while True:
-                rows = conn.execute(
-                    sa.select(KEYWORD_CHANGES.c.seq, KEYWORD_CHANGES.c.pk)
-                    .where(KEYWORD_CHANGES.c.seq > applied)
-                    .order_by(KEYWORD_CHANGES.c.seq)
-                    .limit(APPLY_BATCH)
-                ).all()
-                if not rows:
+                (changed, last) = db.execute(
+                    "SELECT json_group_array(pk), max(seq) FROM (SELECT seq, pk FROM "
+                    "keyword_changes WHERE seq > ? ORDER BY seq LIMIT ?)",
+                    (applied, APPLY_BATCH),
+                ).fetchone()
+                if last is None:
                     break
-                pks = sorted({r.pk for r in rows})
+                pks = sorted(set(orjson.loads(changed)))
                 for pk in pks:
                     if pk <= self._pending_maxpk:
                         writer.delete_documents_by_term("pk", pk)
-                for start in range(0, len(pks), 4000):
-                    chunk = pks[start : start + 4000]
-                    for row in conn.execute(sa.select(*_ROW_COLUMNS).where(papers.c.pk.in_(chunk))):
-                        writer.add_document(_document(row))
+                for start in range(0, len(pks), READ_BATCH):
+                    chunk = orjson.dumps(pks[start : start + READ_BATCH]).decode()
+                    where = "pk IN (SELECT value FROM json_each(?))"
+                    for row in _rows(db, where, (chunk,)):
+                        writer.add_document(_document(row, text))
                 self._pending_maxpk = max(self._pending_maxpk, pks[-1])
-                applied = int(rows[-1].seq)
+                applied = int(last)
                 self._pending_seq = applied
         if commit or self._commit_due():
             self._commit()

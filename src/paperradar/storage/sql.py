@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -67,6 +68,8 @@ def content_hash(title: str, abstract: str) -> str:
 def _naive_utc(dt: datetime | None) -> datetime | None:
     if dt is None:
         return None
+    if dt.tzinfo is UTC:  # what the parsers give: no conversion
+        return dt.replace(tzinfo=None)
     if dt.tzinfo is not None:
         dt = dt.astimezone(UTC).replace(tzinfo=None)
     return dt
@@ -149,6 +152,11 @@ def paper_to_row(p: Paper, now: datetime) -> dict[str, Any]:
 def _sqlite_datetime(dt: datetime | None) -> str | None:
     """A naive datetime as SQLAlchemy's SQLite dialect stores it (``YYYY-MM-DD HH:MM:SS.ffffff``)."""
     return None if dt is None else dt.isoformat(" ", "microseconds")
+
+
+# Bulk rows repeat their datetimes (a batch's "now", the days papers were published): each is
+# formatted once.
+_stored_datetime = functools.lru_cache(maxsize=1 << 14)(_sqlite_datetime)
 
 
 def _from_sqlite_datetime(value: str | None) -> datetime | None:
@@ -478,7 +486,7 @@ class SqlStorage:
         for p in upserts:
             row = list(paper_row(p, now))
             for i in _DATETIME_COLUMNS:
-                row[i] = _sqlite_datetime(row[i])
+                row[i] = _stored_datetime(row[i])
             rows.append(row)
         pks = dict(existing)
         old_rows = [(*r[1:21], r[22], existing[r[0]]) for r in rows if r[0] in existing]
@@ -532,7 +540,10 @@ class SqlStorage:
     ) -> None:
         now = datetime.now(UTC).replace(tzinfo=None)
         try:
-            with self.engine.begin() as conn:
+            # The write lock from the start (SQLite: BEGIN IMMEDIATE): the new rows' pks are
+            # max(pk) + 1 and their ids were looked up first; another writer in between made
+            # "UNIQUE constraint failed: papers.pk" (two workers ingesting at once).
+            with self._write_txn() as conn:
                 self._write(conn, upserts, deletes, now)
                 if source is not None:
                     self._record_source(conn, source, checkpoint, counts, now)

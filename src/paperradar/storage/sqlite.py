@@ -10,15 +10,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 
 from paperradar.errors import StorageError
 from paperradar.model import Paper
 from paperradar.querylang import Query
 from paperradar.storage.base import Cursor, KeywordHit, PaperFilter
-from paperradar.storage.keyword_index import KEYWORD_CHANGES, KeywordIndex, index_path_for
+from paperradar.storage.keyword_index import KeywordIndex, index_path_for
 from paperradar.storage.schema import papers
-from paperradar.storage.sql import SqlStorage, _chunks
+from paperradar.storage.sql import SqlStorage
 
 __all__ = ["SqliteStorage"]
 
@@ -97,14 +98,17 @@ class SqliteStorage(SqlStorage):
     # keyword_changes inside the papers transaction; write_papers applies them after the commit.
     def _fts_delete(self, conn: sa.Connection, pks: Sequence[int]) -> None:
         if pks:
-            conn.execute(sa.insert(KEYWORD_CHANGES), [{"pk": pk} for pk in pks])
+            self._driver(conn).execute(
+                "INSERT INTO keyword_changes (pk) SELECT value FROM json_each(?)",
+                (orjson.dumps(list(pks)).decode(),),
+            )
 
     def _fts_insert(self, conn: sa.Connection, ids: Sequence[str]) -> None:
-        for chunk in _chunks(list(ids)):
-            conn.execute(
-                sa.insert(KEYWORD_CHANGES).from_select(
-                    ["pk"], sa.select(papers.c.pk).where(papers.c.id.in_(chunk))
-                )
+        if ids:
+            self._driver(conn).execute(
+                "INSERT INTO keyword_changes (pk) SELECT pk FROM papers "
+                "WHERE id IN (SELECT value FROM json_each(?))",
+                (orjson.dumps(list(ids)).decode(),),
             )
 
     def write_papers(
