@@ -43,6 +43,9 @@ MINILM_DIM = 384
 MINILM_MAX_TOKENS = 256  # all-MiniLM-L6-v2's max_seq_length
 
 
+_WARM_UP = Encoded(np.array([[101, 102]], np.int64), np.ones((1, 2), np.int64))  # [CLS] [SEP]
+
+
 def _cores() -> int:
     return os.cpu_count() or 1
 
@@ -99,6 +102,7 @@ class MiniLMOnnx:
             ) from exc
         self.providers: list[str] = list(self._session.get_providers())
         self._inputs = {i.name for i in self._session.get_inputs()}
+        self._run(_WARM_UP)  # on this thread first (see MiniLMOpenVINO)
 
     def _run(self, enc: Encoded) -> Matrix:
         feed = {"input_ids": enc.ids, "attention_mask": enc.mask, "token_type_ids": enc.types}
@@ -666,6 +670,9 @@ class MiniLMOpenVINO:
         self.precision = str(getattr(precision, "get_type_name", lambda: precision)())
         self._output = self._compiled.outputs[0]
         self._requests: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        # One call on this thread first: the bindings initialise their numpy interface on first
+        # use, and two threads doing that at once deadlocked (openvino 2026.4, pybind11).
+        self._run(_WARM_UP)
 
     def _run(self, enc: Encoded) -> Matrix:
         try:
