@@ -672,7 +672,10 @@ class MiniLMOpenVINO:
         self._requests: queue.SimpleQueue[Any] = queue.SimpleQueue()
         # One call on this thread first: the bindings initialise their numpy interface on first
         # use, and two threads doing that at once deadlocked (openvino 2026.4, pybind11).
-        self._run(_WARM_UP)
+        try:
+            self._run(_WARM_UP)
+        except Exception as exc:
+            raise FeatureUnavailable(f"OpenVINO cannot run {model_path}: {exc}") from exc
 
     def _run(self, enc: Encoded) -> Matrix:
         try:
