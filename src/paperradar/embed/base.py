@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -109,11 +110,15 @@ def embed_batched(
     batch_size: int = 32,
     *,
     unpadded: bool = False,
+    workers: int = 1,
 ) -> Matrix:
     """Tokenise once, batch texts of similar length together, run, and restore the order.
 
     ``unpadded``: a batch holds texts of one token length only (a text without an equally long
-    neighbour runs alone), for a model that takes no attention mask."""
+    neighbour runs alone), for a model that takes no attention mask. ``workers``: batches run on
+    that many threads at once (``run`` must be thread-safe; each call should use one core):
+    on a busy 2-core machine two single-threaded calls side by side did 1.3-2.7x the work of one
+    call on two threads, whose many small parallel steps each wait for the slower core."""
     out = np.zeros((len(texts), dim), dtype=np.float32)
     if not texts:
         return out
@@ -130,6 +135,16 @@ def embed_batched(
             batches.append([i])
         else:
             last.append(i)
-    for idx in batches:
+
+    def one(idx: list[int]) -> None:
         out[idx] = run(pad([rows[i] for i in idx]))
+
+    if workers <= 1 or len(batches) <= 1:
+        for idx in batches:
+            one(idx)
+    else:  # longest work first, so no thread is left with a long batch at the end
+        batches.sort(key=lambda idx: -len(idx) * len(rows[idx[0]]))
+        with ThreadPoolExecutor(min(workers, len(batches))) as pool:
+            for _ in pool.map(one, batches):
+                pass
     return normalize_rows(out)

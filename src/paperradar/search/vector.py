@@ -24,7 +24,14 @@ import numpy.typing as npt
 
 from paperradar.storage import PaperFilter, Storage
 
-__all__ = ["ANN_THRESHOLD", "IndexInfo", "VectorIndex", "index_path_for"]
+__all__ = [
+    "ANN_THRESHOLD",
+    "CONNECTIVITY",
+    "EXPANSION_ADD",
+    "IndexInfo",
+    "VectorIndex",
+    "index_path_for",
+]
 
 log = logging.getLogger(__name__)
 ANN_THRESHOLD = 20_000  # below this many vectors an exact scan is fast enough (< 2 ms)
@@ -32,6 +39,8 @@ MAX_OVERSAMPLE = 4096  # filtered ANN search widens up to this before an exact f
 ANN_DTYPE = "i8"  # 1 byte a dimension: 1M x 384-d fit well under 1 GB with the graph
 RERANK = 4  # i8 alone ranks near neighbours loosely: take 4k candidates, re-rank them exactly
 EXPANSION_SEARCH = 64  # HNSW breadth at query time (see benchmarks/ann_index.py)
+CONNECTIVITY = 16  # HNSW links per node
+EXPANSION_ADD = 128  # HNSW breadth while inserting
 RECHECK_S = 10.0  # how often a serving process looks for vectors written by another process
 Matrix = npt.NDArray[np.float32]
 
@@ -161,8 +170,8 @@ class VectorIndex:
             ndim=self.dim,
             metric="cos",
             dtype=ANN_DTYPE,
-            connectivity=16,
-            expansion_add=128,
+            connectivity=CONNECTIVITY,
+            expansion_add=EXPANSION_ADD,
             expansion_search=EXPANSION_SEARCH,
         )
         return ann

@@ -1,0 +1,101 @@
+"""The embedding backends against each other, with the real bundled model: the plain graph that
+OpenVINO runs, OpenVINO itself (where installed), the automatic choice of the default model and
+batches run side by side."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from paperradar.embed import load_embedder, vector_name
+from paperradar.embed.base import WordPiece, embed_batched, mean_pool
+from paperradar.embed.models import (
+    MiniLMOnnx,
+    MiniLMOpenVINO,
+    _has_amx_bf16,
+    default_model,
+    plain_minilm,
+)
+from paperradar.errors import FeatureUnavailable
+
+TEXTS = [
+    "Myocardial infarction outcomes after early reperfusion. Patients treated by angioplasty.",
+    "Register allocation in optimizing compilers by graph colouring.",
+    "Glacier retreat under a warming climate: mountain ice masses are shrinking.",
+    "Quantum error correction with surface codes protects logical qubits from noise.",
+    "x",
+    "量子コンピュータの誤り訂正",
+    " ".join(["long"] * 400),
+]
+
+
+def test_plain_graph_computes_what_the_shipped_graph_does(models_dir: Path) -> None:
+    """The standard-operator rebuild, run by ONNX Runtime in float32, against the shipped graph
+    (with its attention mask) on the same texts."""
+    plain = plain_minilm(models_dir)
+    assert plain.name.startswith("all-MiniLM-L6-v2.plain.") and plain.is_file()
+    assert plain_minilm(models_dir) == plain  # cached: built once
+    graph = onnx.load(str(plain))
+    assert {n.domain for n in graph.graph.node} == {""}  # standard operators only
+    assert [i.name for i in graph.graph.input] == ["input_ids"]
+    session = ort.InferenceSession(str(plain), providers=["CPUExecutionProvider"])
+
+    def run(enc):  # type: ignore[no-untyped-def]
+        (hidden,) = session.run(["last_hidden_state"], {"input_ids": enc.ids})
+        return mean_pool(hidden, enc.mask)
+
+    got = embed_batched(WordPiece(), TEXTS, run, 384, 4, unpadded=True)
+    ref = MiniLMOnnx(batch_size=4).embed_documents(TEXTS)
+    assert float((got * ref).sum(axis=1).min()) > 0.9999
+
+
+def test_batches_side_by_side_give_the_same_vectors(models_dir: Path) -> None:
+    model = load_embedder("minilm-q8", batch_size=2, cache_dir=models_dir)
+    assert isinstance(model, MiniLMOnnx)
+    texts = TEXTS * 3
+    together = embed_batched(model.tokenizer, texts, model._run, 384, 2, unpadded=True, workers=3)
+    alone = embed_batched(model.tokenizer, texts, model._run, 384, 2, unpadded=True, workers=1)
+    assert np.allclose(together, alone, atol=1e-6)
+
+
+needs_openvino = pytest.mark.skipif(
+    importlib.util.find_spec("openvino") is None, reason="openvino is not installed"
+)
+
+
+@needs_openvino
+def test_openvino_model_stays_close_to_onnx_runtime(models_dir: Path) -> None:
+    """bf16 on AMX where the CPU has it; elsewhere the same graph in OpenVINO's float32."""
+    amx = _has_amx_bf16()
+    model = MiniLMOpenVINO(plain_minilm(models_dir), batch_size=3, threads=2, bf16_only=amx)
+    assert model.precision == ("bf16" if amx else "f32")
+    got = model.embed_documents(TEXTS)
+    assert got.shape == (len(TEXTS), 384) and np.isfinite(got).all()
+    assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+    ref = MiniLMOnnx(batch_size=4).embed_documents(TEXTS)
+    assert float((got * ref).sum(axis=1).min()) > 0.99
+    query = model.embed_query("heart attack treatment")
+    assert query.shape == (384,) and float(query @ got[0]) > float(query @ got[1]) + 0.2
+    assert model.embed_documents([]).shape == (0, 384)
+
+
+@needs_openvino
+def test_openvino_without_amx_is_refused_for_the_automatic_choice(models_dir: Path) -> None:
+    if _has_amx_bf16():
+        pytest.skip("this CPU has AMX-BF16")
+    with pytest.raises(FeatureUnavailable, match="AMX"):
+        MiniLMOpenVINO(plain_minilm(models_dir))
+
+
+def test_default_model_is_chosen_by_what_is_installed(models_dir: Path) -> None:
+    fast = importlib.util.find_spec("openvino") is not None and _has_amx_bf16()
+    assert default_model() == ("minilm-bf16" if fast else "minilm-q8")
+    model = load_embedder("default", cache_dir=models_dir)
+    assert model.name == vector_name("default")
+    assert vector_name("minilm-bf16") == "all-MiniLM-L6-v2/bf16-openvino"
+    assert vector_name("minilm-q8") == "all-MiniLM-L6-v2/q8-onnx"
