@@ -301,7 +301,7 @@ def fused_minilm_graph(folded: Any, heads: int = 12) -> Any:
     nothing is padded and the result is exact, and ONNX Runtime runs its flash-attention kernel,
     which it uses only without a mask (measured: 16 against 12.5 abstracts per CPU-second with
     a key padding mask). Token type 0 is folded into the position embeddings."""
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import helper, numpy_helper
 
     lin, w, word, positions, layers = _minilm_parts(folded)
     hidden = int(word.shape[1])
@@ -399,6 +399,14 @@ def fused_minilm_graph(folded: Any, heads: int = 12) -> Any:
         )
         x = f"x{i + 1}"
     nodes.append(helper.make_node("Identity", [x], ["last_hidden_state"]))
+    return _encoder_model(nodes, inits, hidden, contrib_ops=True)
+
+
+def _encoder_model(nodes: list[Any], inits: list[Any], hidden: int, *, contrib_ops: bool) -> Any:
+    """The ONNX model of a rebuilt encoder: ``input_ids`` in, ``last_hidden_state`` out
+    (``contrib_ops``: it uses ONNX Runtime's com.microsoft operators)."""
+    from onnx import TensorProto, helper
+
     graph = helper.make_graph(
         nodes,
         "all-MiniLM-L6-v2",
@@ -410,9 +418,10 @@ def fused_minilm_graph(folded: Any, heads: int = 12) -> Any:
         ],
         inits,
     )
-    model = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)]
-    )
+    opsets = [helper.make_opsetid("", 17)]
+    if contrib_ops:
+        opsets.append(helper.make_opsetid("com.microsoft", 1))
+    model = helper.make_model(graph, opset_imports=opsets)
     model.ir_version = 8
     return model
 
@@ -423,7 +432,7 @@ def plain_minilm_graph(folded: Any, heads: int = 12) -> Any:
     input, no attention mask (unpadded batches), token type 0 folded into the positions. The
     shipped graph's masking hides the attention from OpenVINO's fusion; this plain form is
     compiled into one fused attention kernel per layer and AMX matrix multiplications."""
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import helper, numpy_helper
 
     lin, w, word, positions, layers = _minilm_parts(folded)
     hidden = int(word.shape[1])
@@ -507,20 +516,7 @@ def plain_minilm_graph(folded: Any, heads: int = 12) -> Any:
         out = op("Add", [linear(gelu, f"ff{i}", lin[p + "output.dense"]), h], f"r2_{i}")
         x = norm(out, f"x{i + 1}", p + "output.LayerNorm.weight", p + "output.LayerNorm.bias")
     op("Identity", [x], "last_hidden_state")
-    graph = helper.make_graph(
-        nodes,
-        "all-MiniLM-L6-v2",
-        [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "length"])],
-        [
-            helper.make_tensor_value_info(
-                "last_hidden_state", TensorProto.FLOAT, ["batch", "length", hidden]
-            )
-        ],
-        inits,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    return model
+    return _encoder_model(nodes, inits, hidden, contrib_ops=False)
 
 
 def _fold(source: Path, target: Path) -> None:

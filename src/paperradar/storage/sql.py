@@ -1352,13 +1352,7 @@ class SqlStorage:
     def save_digest_items(
         self, sub_id: int, period: str, owner: str, items: list[dict[str, Any]]
     ) -> bool:
-        with self._write_txn() as conn:
-            res = conn.execute(
-                sa.update(digest_ledger)
-                .where(self._held_digest(sub_id, period, owner))
-                .values(state="composed", items=json.dumps(items, ensure_ascii=False))
-            )
-            return res.rowcount == 1
+        return sub_id in self.save_digests(owner, [(sub_id, period, items)])
 
     @cached_property
     def _digest_statements(self) -> dict[str, Any]:
