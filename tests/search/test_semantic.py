@@ -218,6 +218,9 @@ def test_cli_embed_similar_and_index(
     assert code == 0 and "Myocardial" in json.loads(out)[0]["title"]
     code, out, _ = run("index", "rebuild", "--json")
     assert code == 0 and json.loads(out)["vectors"] == 16
+    code, out, _ = run("index", "rebuild", "--what", "all", "--json")
+    both = json.loads(out)
+    assert code == 0 and both["vectors"] == 16 and both["keyword"]["papers"] == 16
     code, _, err = run("similar", "2401.99999")
     assert code == 2 and err.count("\n") == 1 and "no paper" in err
     monkeypatch.setenv("PAPERRADAR_EMBED_MODEL", "no-such-model")
