@@ -987,6 +987,13 @@ class SqlStorage:
     def embeddings_for(self, model: str, pks: Sequence[int]) -> dict[int, bytes]:
         out: dict[int, bytes] = {}
         with self.engine.connect() as conn:
+            if self._bulk_sqlite(conn):  # a search's re-rank: one driver statement, no Core
+                rows = self._driver(conn).execute(
+                    "SELECT paper_pk, vector FROM embeddings WHERE model = ? "
+                    "AND paper_pk IN (SELECT value FROM json_each(?))",
+                    (model, _json_list(list(pks))),
+                )
+                return {int(pk): bytes(vector) for pk, vector in rows}
             for chunk in _chunks(list(pks)):
                 q = sa.select(embeddings.c.paper_pk, embeddings.c.vector).where(
                     embeddings.c.model == model, embeddings.c.paper_pk.in_(chunk)
