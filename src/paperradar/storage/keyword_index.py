@@ -706,6 +706,54 @@ class KeywordIndex:
                 return [(pk, s) for pk, s in kept[:limit]]
             depth *= 4
 
+    def newest(
+        self, query: Query, flt: PaperFilter, *, limit: int, after: Cursor | None
+    ) -> list[int]:
+        """The pks of the papers matching all of ``query``'s words that are newer (``seen``:
+        published, else first seen) than the ``limit``-th newest match after ``after``: a
+        superset of the page that ``list_papers``' ``published`` order gives, for the caller to
+        order exactly. The index holds dates in whole seconds: the papers of the second of the
+        cut are left out unless all of them are in, and those of the cursor's second are all
+        kept, none of them counted towards ``limit`` (which side of the cursor they are on is
+        for the caller to see)."""
+        plan = self._plan(query, flt, require_all=True)
+        if plan is None:
+            return []
+        self.ensure_current()
+        searcher = self._searcher()
+        q = plan.query
+        bound: int | None = None  # the cursor's second
+        if after is not None and isinstance(after.value, str):
+            try:
+                bound = _stored_epoch(after.value)
+            except ValueError:
+                bound = None  # not a date: list_papers says so
+            if bound is not None:
+                older = _range(self.schema, "seen", None, bound + 1)
+                q = tantivy.Query.boolean_query(
+                    [
+                        (tantivy.Occur.Must, q),
+                        (tantivy.Occur.Must, tantivy.Query.const_score_query(older, 0.0)),
+                    ]
+                )
+        depth = max(FIRST_DEPTH, 2 * limit)
+        while True:
+            hits = searcher.search(
+                q, depth, count=False, order_by_field="seen", order=tantivy.Order.Desc
+            ).hits
+            pks = searcher.fast_field_values("pk", [a for _, a in hits])
+            exhausted = len(hits) < depth
+            cut = hits[-1][0] if hits else 0
+            seen = {
+                int(pk or 0): int(value)
+                for (value, _), pk in zip(hits, pks, strict=True)
+                if exhausted or value > cut
+            }
+            kept = [pk for pk, _ in self._verified(plan, [(0.0, pk) for pk in seen])]
+            if exhausted or sum(bound is None or seen[pk] < bound for pk in kept) >= limit:
+                return kept
+            depth *= 4
+
     def _verified(self, plan: _Plan, ranked: list[tuple[float, int]]) -> list[tuple[int, float]]:
         """The hits that pass what the index cannot check itself (author substrings,
         ``abstract:`` terms), in order."""
