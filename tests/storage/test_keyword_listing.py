@@ -1,8 +1,8 @@
 """Keyword matches newest first (``sort=date``): every match, not only the best-ranked ones.
 
-The index orders its matches by their date in whole seconds; the page is ordered exactly in SQL
-(published, else first seen, then pk), so papers sharing a second with the cut of a page are
-never skipped nor repeated."""
+The index orders its matches by their date in whole seconds, over the newest papers first when
+every word is common; the page is ordered exactly in SQL (published, else first seen, then pk),
+so papers sharing a second with the cut of a page are never skipped nor repeated."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from paperradar.engine import make_engine
 from paperradar.model import Author, Paper
 from paperradar.querylang import parse_query
 from paperradar.storage import Cursor, PaperFilter
+from paperradar.storage.keyword_index import LISTING_WINDOW
 from paperradar.storage.sqlite import SqliteStorage
 
 START = datetime(2020, 1, 1, tzinfo=UTC)
@@ -92,12 +93,22 @@ def listed(s: SqliteStorage, text: str, flt: PaperFilter, limit: int) -> list[st
         after = page[-1][1]
 
 
+@pytest.fixture(params=["whole", "windows"])
+def window(request: pytest.FixtureRequest, storage: SqliteStorage) -> Iterator[None]:
+    """Every match scanned at once, or the newest 40 papers' first, then 400's, then all's."""
+    storage.keyword_index.listing_window = LISTING_WINDOW if request.param == "whole" else 40
+    yield
+    storage.keyword_index.listing_window = LISTING_WINDOW
+
+
 @pytest.mark.parametrize("limit", [6, 64, 500])
-def test_every_match_pages_out_newest_first(storage: SqliteStorage, limit: int) -> None:
+def test_every_match_pages_out_newest_first(
+    storage: SqliteStorage, window: None, limit: int
+) -> None:
     assert listed(storage, "kernel graph", PaperFilter(), limit) == expected(storage)
 
 
-def test_filters_and_operators_apply(storage: SqliteStorage) -> None:
+def test_filters_and_operators_apply(storage: SqliteStorage, window: None) -> None:
     flt = PaperFilter(categories=["cs.LG"])
     assert listed(storage, "kernel graph", flt, 50) == expected(
         storage, "categories LIKE '% cs.LG %'"

@@ -66,6 +66,9 @@ IDLE_RELEASE_S = 3.0  # a writer unused this long is committed, merged and relea
 LOCK_WAIT_S = 60.0  # a rebuild waits this long for another process's writer
 CLOSE_WAIT_S = 5.0  # close() this long; then the holder (or the next search) indexes the rest
 FIRST_DEPTH = 64
+# Newest-first listings search the newest LISTING_WINDOW papers' matches first, then ten times
+# as many, then all (see ``newest``).
+LISTING_WINDOW = 20_000
 META_PK = 0
 
 
@@ -314,6 +317,7 @@ class KeywordIndex:
         self._idle_thread: threading.Thread | None = None
         self._index = self._open()
         self._checked = False
+        self.listing_window = LISTING_WINDOW
 
     # -- opening, rebuilding ---------------------------------------------------------------------
     def _new_index(self, reuse: bool) -> tantivy.Index:
@@ -709,34 +713,67 @@ class KeywordIndex:
     def newest(
         self, query: Query, flt: PaperFilter, *, limit: int, after: Cursor | None
     ) -> list[int]:
-        """The pks of the papers matching all of ``query``'s words that are newer (``seen``:
-        published, else first seen) than the ``limit``-th newest match after ``after``: a
-        superset of the page that ``list_papers``' ``published`` order gives, for the caller to
-        order exactly. The index holds dates in whole seconds: the papers of the second of the
-        cut are left out unless all of them are in, and those of the cursor's second are all
-        kept, none of them counted towards ``limit`` (which side of the cursor they are on is
-        for the caller to see)."""
+        """The pks of a set of papers matching all of ``query``'s words that holds the page of
+        ``list_papers``' ``published`` order (published, else first seen; then pk) after
+        ``after``, for the caller to order exactly.
+
+        Every match is a candidate whose date is later than the ``limit``-th newest match's
+        (the index holds dates as whole seconds: the papers of that second are all in or all
+        out; those of the cursor's second are all in and not counted, as they may be before
+        the cursor). Scanning every match costs as much as scoring it (a common word: most of
+        the corpus), so when every word is common the newest ``listing_window`` papers are
+        searched first (a date range, which the index answers from that range's postings), then
+        ten times as many, then all.
+        """
         plan = self._plan(query, flt, require_all=True)
         if plan is None:
             return []
         self.ensure_current()
         searcher = self._searcher()
-        q = plan.query
         bound: int | None = None  # the cursor's second
         if after is not None and isinstance(after.value, str):
             try:
                 bound = _stored_epoch(after.value)
             except ValueError:
                 bound = None  # not a date: list_papers says so
-            if bound is not None:
-                older = _range(self.schema, "seen", None, bound + 1)
+        words = [
+            w
+            for text in (*ranking_words(query), *query.phrases)
+            for w in self.analyzer.analyze(text)
+        ]
+        rarest = min((searcher.doc_freq("all", w) for w in words), default=0)
+        # A rare word: scanning its postings whole costs less than the windows' date ranges.
+        window = self.listing_window if rarest > 10 * self.listing_window else 0
+        while True:
+            lo = self._window_start(window, bound) if window else None
+            q = plan.query
+            if lo is not None or bound is not None:
+                dates = _range(self.schema, "seen", lo, None if bound is None else bound + 1)
                 q = tantivy.Query.boolean_query(
                     [
                         (tantivy.Occur.Must, q),
-                        (tantivy.Occur.Must, tantivy.Query.const_score_query(older, 0.0)),
+                        (tantivy.Occur.Must, tantivy.Query.const_score_query(dates, 0.0)),
                     ]
                 )
-        depth = max(FIRST_DEPTH, 2 * limit)
+            # a window's matches are cheap to list: all of them at once (papers often share a
+            # date, and a short first list would end inside one and be asked for again)
+            depth = 4096 if lo is not None else max(FIRST_DEPTH, 2 * limit)
+            kept, enough = self._newest_in(searcher, plan, q, limit, bound, depth)
+            if enough or lo is None:
+                return kept
+            window *= 10
+
+    def _newest_in(
+        self,
+        searcher: tantivy.Searcher,
+        plan: _Plan,
+        q: tantivy.Query,
+        limit: int,
+        bound: int | None,
+        depth: int,
+    ) -> tuple[list[int], bool]:
+        """``newest``'s candidates among ``q``'s matches, and whether they hold a full page
+        (else they are every match, fewer than a page)."""
         while True:
             hits = searcher.search(
                 q, depth, count=False, order_by_field="seen", order=tantivy.Order.Desc
@@ -750,9 +787,35 @@ class KeywordIndex:
                 if exhausted or value > cut
             }
             kept = [pk for pk, _ in self._verified(plan, [(0.0, pk) for pk in seen])]
-            if exhausted or sum(bound is None or seen[pk] < bound for pk in kept) >= limit:
-                return kept
-            depth *= 4
+            # newest first; only the seconds down to the page's last one are needed
+            kept.sort(key=seen.__getitem__, reverse=True)
+            counted = [pk for pk in kept if bound is None or seen[pk] < bound]
+            if len(counted) >= limit:
+                last = seen[counted[limit - 1]]
+                return [pk for pk in kept if seen[pk] >= last], True
+            if exhausted:
+                return kept, False
+            depth *= 8
+
+    def _window_start(self, window: int, bound: int | None) -> int | None:
+        """The date (whole seconds) of the ``window``-th newest paper before the second after
+        ``bound``; ``None`` when there are not that many."""
+        where = ""
+        params: list[Any] = [window]
+        if bound is not None:
+            where = "WHERE coalesce(published, first_seen) < ?"
+            params.insert(0, datetime.fromtimestamp(bound + 1, UTC).strftime("%Y-%m-%d %H:%M:%S"))
+        with self.engine.connect() as conn:
+            row = (
+                _driver(conn)
+                .execute(
+                    f"SELECT coalesce(published, first_seen) FROM papers {where} "
+                    "ORDER BY coalesce(published, first_seen) DESC LIMIT 1 OFFSET ?",
+                    params,
+                )
+                .fetchone()
+            )
+        return None if row is None else _stored_epoch(row[0])
 
     def _verified(self, plan: _Plan, ranked: list[tuple[float, int]]) -> list[tuple[int, float]]:
         """The hits that pass what the index cannot check itself (author substrings,

@@ -153,8 +153,12 @@ class SqliteStorage(SqlStorage):
         listed = sa.select(sa.column("value", sa.Integer)).select_from(
             sa.func.json_each(sa.bindparam("among", json.dumps(pks)))
         )
+        # Many candidates are the matches of a few seconds (papers published at one time): the
+        # date index read in order finds the page's among them sooner than reading every
+        # candidate's row by pk (4,000: 4 against 18 ms). ``pk + 0`` keeps SQLite off the pk.
+        pk = papers.c.pk if len(pks) <= 8 * limit else papers.c.pk + sa.literal_column("0")
         return self._list_papers(
-            flt, sort="published", limit=limit, after=after, among=papers.c.pk.in_(listed)
+            flt, sort="published", limit=limit, after=after, among=pk.in_(listed)
         )
 
     def keyword_search(
