@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from paperradar.engine import make_engine
 from paperradar.model import Author, Paper
@@ -140,3 +142,60 @@ def test_engine_sort_date_pages_every_match(tmp_path: Path) -> None:
     assert isinstance(eng.storage, SqliteStorage)
     assert ids == expected(eng.storage)
     eng.close()
+
+
+WORDS = ["kernel", "graph", "tree", "flow"]
+
+
+@st.composite
+def corpora(draw: st.DrawFn) -> list[tuple[str, int | None]]:
+    """(abstract, published second offset or None) per paper: a few dates shared by many."""
+    n = draw(st.integers(1, 45))
+    texts = st.lists(st.sampled_from(WORDS), min_size=1, max_size=5).map(" ".join)
+    dates = st.one_of(st.none(), st.integers(0, 6), st.integers(0, 10**6))
+    return draw(st.lists(st.tuples(texts, dates), min_size=n, max_size=n))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    corpus=corpora(),
+    text=st.sampled_from(["kernel", "kernel graph", "graph tree flow", '"kernel graph"']),
+    limit=st.integers(1, 8),
+    window=st.sampled_from([3, LISTING_WINDOW]),
+)
+def test_pages_equal_brute_force_on_random_corpora(
+    tmp_path_factory: pytest.TempPathFactory,
+    corpus: list[tuple[str, int | None]],
+    text: str,
+    limit: int,
+    window: int,
+) -> None:
+    db = tmp_path_factory.mktemp("random") / "kw.db"
+    s = SqliteStorage(f"sqlite:///{db}")
+    try:
+        s.write_papers(
+            [
+                Paper(
+                    id=f"2403.{i:05d}",
+                    title=f"Paper {i}",
+                    abstract=abstract,
+                    arxiv_id=f"2403.{i:05d}",
+                    published=None if day is None else START + timedelta(seconds=day),
+                    sources=["test"],
+                )
+                for i, (abstract, day) in enumerate(corpus)
+            ]
+        )
+        s.keyword_index.listing_window = window
+        every = s.keyword_search(parse_query(text), PaperFilter(), limit=1000, require_all=True)
+        matching = {h.id for h in every}
+        with s.engine.connect() as conn:
+            rows = conn.execute(
+                sa.text(
+                    "SELECT id FROM papers ORDER BY coalesce(published, first_seen) DESC, pk DESC"
+                )
+            ).scalars()
+            want = [pid for pid in rows if pid in matching]
+        assert listed(s, text, PaperFilter(), limit) == want
+    finally:
+        s.close()

@@ -1,8 +1,12 @@
-"""SQLite's keyword index: a tantivy (Rust, BM25 with block-max WAND) index next to the database.
+"""SQLite's keyword index: a tantivy (Rust, BM25) index next to the database.
 
 FTS5's ``bm25()`` scores every row that matches and reads its length from ``%_docsize``: a
-common word at 1,000,000 papers cost hundreds of milliseconds. tantivy keeps only the top k and
-skips the posting blocks that cannot enter it (``benchmarks/scale.py``: keyword p95 in README).
+common word at 1,000,000 papers cost hundreds of milliseconds. tantivy scores every match too
+(``Searcher.search`` of tantivy-py 0.27 collects through a ``MultiCollector``, which never takes
+tantivy's block-max WAND path: the best 1 costs what counting every match costs), but in Rust
+over compressed postings: ~15 ms for two words that are each in 40-85 % of 1 M papers, 1-9 ms
+for everything else (``benchmarks/keyword_scale.py``: keyword p95 in README). tantivy-py releases
+the GIL while it searches.
 
 Layout: the folder ``<db>.keywords`` (an in-memory database gets an in-memory index). Fields:
 
@@ -899,7 +903,7 @@ class KeywordIndex:
         excluded = self._excluded(query)
         filters = self._filters(flt)
         if terms and not required and not require_all:
-            if not excluded and not filters:  # a plain disjunction: block-max WAND
+            if not excluded and not filters:  # a plain disjunction
                 return _Plan(_should(terms), (), tuple(flt.authors))
             clauses.append((tantivy.Occur.Must, _should(terms)))
         else:
