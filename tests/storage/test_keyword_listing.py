@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from paperradar.engine import make_engine
 from paperradar.model import Author, Paper
 from paperradar.querylang import parse_query
-from paperradar.storage import Cursor, PaperFilter
+from paperradar.storage import Cursor, PaperFilter, open_storage
 from paperradar.storage.keyword_index import LISTING_WINDOW
 from paperradar.storage.sqlite import SqliteStorage
 
@@ -197,5 +197,22 @@ def test_pages_equal_brute_force_on_random_corpora(
             ).scalars()
             want = [pid for pid in rows if pid in matching]
         assert listed(s, text, PaperFilter(), limit) == want
+    finally:
+        s.close()
+
+
+def test_every_backend_lists_matches_newest_first(storage_url: str) -> None:
+    """The contract on SQLite and PostgreSQL (which orders its best 1,000 by rank: all of
+    these)."""
+    s = open_storage(storage_url)
+    try:
+        s.write_papers([paper(i) for i in range(0, MATCHES, 23)] + others())
+        q = parse_query("kernel graph")
+        got = [p.id for p, _ in s.keyword_listing(q, PaperFilter(), limit=30)]
+        rest = s.keyword_listing(q, PaperFilter(), limit=100, after=None)
+        every = s.list_papers(PaperFilter(), sort="published", limit=1000)
+        want = [p.id for p, _ in every if {"kernel", "graph"} <= set(p.abstract.split())]
+        assert got == want[:30]
+        assert [p.id for p, _ in rest] == want
     finally:
         s.close()
