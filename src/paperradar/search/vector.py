@@ -17,11 +17,12 @@ import logging
 import math
 import os
 import re
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -50,6 +51,8 @@ RETRAIN_GROWTH = 4  # an index trained on n vectors is retrained (rebuilt) when 
 RECHECK_S = 10.0  # how often a serving process looks for vectors written by another process
 FORMAT = "faiss-ivf-sq8/1"  # written to the .json description; another value: rebuild
 Matrix = npt.NDArray[np.float32]
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def index_path_for(storage_url: str, model: str) -> Path | None:
@@ -95,6 +98,20 @@ def new_ivf(faiss: Any, sample: Matrix, vectors: int) -> Any:
     return index
 
 
+def _locked(
+    method: Callable[Concatenate[VectorIndex, P], R],
+) -> Callable[Concatenate[VectorIndex, P], R]:
+    """Hold the index's lock: faiss must not search a list while another thread appends to it
+    (a web process's searches refresh the index from the database)."""
+
+    def locked(self: VectorIndex, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    locked.__doc__ = method.__doc__
+    return locked
+
+
 class VectorIndex:
     """Nearest stored vectors of one model, with the query syntax's filters applied."""
 
@@ -126,11 +143,13 @@ class VectorIndex:
         self._max_pk = 0
         self._checked = 0.0
         self._loaded = False
+        self._lock = threading.RLock()
 
     # -- building --------------------------------------------------------------------------------
     def _meta_path(self) -> Path | None:
         return self.path.with_suffix(self.path.suffix + ".json") if self.path else None
 
+    @_locked
     def load(self) -> None:
         """Read the persisted index if it matches the database, else build it."""
         self._loaded = True
@@ -167,6 +186,7 @@ class VectorIndex:
                 log.warning("%s", self.message)
         self.rebuild(progress=None)
 
+    @_locked
     def rebuild(self, progress: Callable[[int, int], None] | None = None) -> IndexInfo:
         """Build the index from every stored vector of the model (and save it): k-means lists
         trained on a sample, then every vector added to its nearest list."""
@@ -230,6 +250,7 @@ class VectorIndex:
         self._count += len(pks)
         self._max_pk = max(self._max_pk, int(pks.max()))
 
+    @_locked
     def add(self, pks: Sequence[int], vectors: Matrix) -> None:
         """Add or replace vectors (after an embedding batch): the incremental update. An index
         that has grown to RETRAIN_GROWTH times the collection its lists were trained for is
@@ -261,6 +282,7 @@ class VectorIndex:
             self._pks, self._mat = self._pks[keep], self._mat[keep]
         return removed
 
+    @_locked
     def save(self) -> None:
         """Write the index and its description next to the database, each atomically (the
         description last: a crash between the two leaves a mismatch, which is rebuilt)."""
@@ -290,6 +312,7 @@ class VectorIndex:
         except (OSError, RuntimeError) as exc:
             log.warning("could not save the vector index %s: %s", self.path, exc)
 
+    @_locked
     def refresh(self, *, force: bool = False) -> None:
         """Pick up vectors another process (the worker) wrote since we loaded."""
         if self.server_side or not self._loaded:
@@ -349,11 +372,13 @@ class VectorIndex:
                 self.model, query.astype("<f4").tobytes(), k, flt
             )
         filtered = flt is not None and not flt.is_empty()
-        if self._ann is None:
+        ann = self._ann  # a rebuild in another thread replaces it, a refresh appends (locked)
+        if ann is None:
             return self._exact(query, flt if filtered else None, k)
         want = k + max((RERANK - 1) * min(k, 20), 30)  # 4k for small k, k + 60 for deep lists
         while True:
-            _, found = self._ann.search(query[None, :], min(want, self._count))
+            with self._lock:
+                _, found = ann.search(query[None, :], min(want, self._count))
             pks = [int(p) for p in found[0] if p >= 0]  # -1: the probed lists had fewer
             if filtered:
                 assert flt is not None
