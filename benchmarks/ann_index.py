@@ -13,7 +13,8 @@ or ``--queries-from``). The IVF index is built exactly as paperradar builds it
 at several ``nprobe`` values; ``--kind hnsw`` builds the usearch HNSW index of earlier versions
 (i8, M=16) at several ``expansion_search`` values. Latency is one query at a time, as a web request
 would; the R×10 candidates (``--rerank R``, default 4 as paperradar) are re-ranked by exact cosine
-(paperradar reads those from the database; here from memory). "index MB" is the growth of this
+(paperradar reads those from the database; here from memory). "cpu p50/p95" is the querying
+thread's CPU time per query: what a query costs when the machine is busy with other work. "index MB" is the growth of this
 process's resident memory when the saved index is read back: the index's real memory.
 """
 
@@ -83,7 +84,7 @@ def main() -> None:
     ap.add_argument("--sizes", default="100000,1000000")
     ap.add_argument("--queries", type=int, default=500)
     ap.add_argument("--dim", type=int, default=384)
-    ap.add_argument("--nprobe", default="8,16,32,64", help="IVF lists scanned (--kind ivf)")
+    ap.add_argument("--nprobe", default="32,64,128,256", help="IVF lists scanned (--kind ivf)")
     ap.add_argument("--ef", default="64,128,256", help="expansion_search (--kind hnsw)")
     ap.add_argument("--dtypes", default="i8", help="HNSW scalar types (--kind hnsw)")
     ap.add_argument("--expansion-add", type=int, default=128, help="HNSW build breadth")
@@ -105,7 +106,7 @@ def main() -> None:
     knob = "nprobe" if args.kind == "ivf" else "ef"
     print(
         f"{'kind':>7} {'n':>9} {'build s':>8} {knob:>6} {'recall@10':>9} {'p50 ms':>7} "
-        f"{'p95 ms':>7} {'index MB':>8} {'file MB':>8} {'load':>5}"
+        f"{'p95 ms':>7} {'cpu p50':>7} {'cpu p95':>7} {'index MB':>8} {'file MB':>8} {'load':>5}"
     )
     sizes = [int(x) for x in args.sizes.split(",")]
     variants = args.dtypes.split(",") if args.kind == "hnsw" else ["sq8"]
@@ -121,9 +122,15 @@ def main() -> None:
                 data, queries = real[: min(n, len(real) - args.queries)], real[-args.queries :]
             n = len(data)
         else:
-            data = vectors(n, args.dim, np.random.default_rng(n), centres)
+            cached = args.keep / f"vectors-{n}-{args.dim}.npy" if args.keep else None
+            if cached is not None and cached.is_file():  # generating 1 M takes a while
+                data = np.load(cached)
+            else:
+                data = vectors(n, args.dim, np.random.default_rng(n), centres)
+                if cached is not None:
+                    np.save(cached, data)
             queries = vectors(args.queries, args.dim, np.random.default_rng(n + 1), centres)
-        truth = exact_top(data, queries, 10)
+        truth = exact_top(data, queries, 10) if not args.build_only else None
         label = f"{args.kind}-{variant}" + (f"-{args.expansion_add}" if args.kind == "hnsw" else "")
         name = f"ann-{n}-{label}{'-' + args.vectors.stem if args.vectors else ''}"
         path = (args.keep or Path("/tmp")) / f"{name}.{args.kind}"
@@ -162,9 +169,9 @@ def main() -> None:
         for knob_value in (
             int(x) for x in (args.nprobe if args.kind == "ivf" else args.ef).split(",")
         ):
-            lat, hits = [], 0
+            lat, cpu, hits = [], [], 0
             for qi, q in enumerate(queries):
-                t = time.perf_counter()
+                t, c = time.perf_counter(), time.thread_time()
                 if args.kind == "ivf":
                     index.nprobe = knob_value
                     _, found = index.search(q[None, :], 10 * args.rerank)
@@ -175,11 +182,15 @@ def main() -> None:
                 if args.rerank > 1:  # paperradar re-ranks exactly from the stored fp32 vectors
                     keys = keys[np.argsort(-(data[keys] @ q))[:10]]
                 lat.append(time.perf_counter() - t)
+                cpu.append(time.thread_time() - c)
+                assert truth is not None
                 hits += len(set(keys[:10].tolist()) & set(truth[qi].tolist()))
             lat.sort()
+            cpu.sort()
             print(
                 f"{label:>7} {n:>9} {build:8.1f} {knob_value:>6} {hits / (10 * len(queries)):9.4f} "
                 f"{lat[len(lat) // 2] * 1000:7.3f} {lat[int(len(lat) * 0.95)] * 1000:7.3f} "
+                f"{cpu[len(cpu) // 2] * 1000:7.3f} {cpu[int(len(cpu) * 0.95)] * 1000:7.3f} "
                 f"{mem_mb:8.0f} {file_mb:8.0f} {os.getloadavg()[0]:5.1f}",
                 flush=True,
             )

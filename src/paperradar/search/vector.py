@@ -43,10 +43,10 @@ log = logging.getLogger(__name__)
 ANN_THRESHOLD = 20_000  # below this many vectors an exact scan is fast enough (< 2 ms)
 MAX_OVERSAMPLE = 4096  # filtered ANN search widens up to this before an exact filtered scan
 RERANK = 4  # int8 codes rank near neighbours loosely: take 4k candidates, re-rank them exactly
-NPROBE = 32  # lists scanned per query (see benchmarks/ann_index.py; PAPERRADAR_ANN_NPROBE)
-LISTS_PER_SQRT = 2  # k-means lists: 2 x sqrt(vectors) (2,000 at 1 M), at most MAX_LISTS
+NPROBE = 128  # lists scanned per query (see benchmarks/ann_index.py; PAPERRADAR_ANN_NPROBE)
+LISTS_PER_SQRT = 4  # k-means lists: 4 x sqrt(vectors) (4,000 at 1 M), at most MAX_LISTS
 MAX_LISTS = 8192
-TRAIN_PER_LIST = 50  # k-means training sample: this many vectors a list
+TRAIN_PER_LIST = 40  # k-means training sample: this many vectors a list (faiss wants >= 39)
 RETRAIN_GROWTH = 4  # an index trained on n vectors is retrained (rebuilt) when it holds 4 n
 RECHECK_S = 10.0  # how often a serving process looks for vectors written by another process
 FORMAT = "faiss-ivf-sq8/1"  # written to the .json description; another value: rebuild
