@@ -300,10 +300,10 @@ class VectorIndex:
             "lists": int(self._ann.nlist),
         }
         try:
-            tmp = self.path.with_suffix(self.path.suffix + ".tmp")
+            tmp = self.path.with_suffix(f"{self.path.suffix}.{os.getpid()}.tmp")  # one a writer
             faiss.write_index(self._ann, str(tmp))
             os.replace(tmp, self.path)
-            meta_tmp = meta_path.with_suffix(".tmp")
+            meta_tmp = meta_path.with_suffix(f".json.{os.getpid()}.tmp")
             meta_tmp.write_text(json.dumps(meta))
             os.replace(meta_tmp, meta_path)
             old = self.path.with_suffix(".usearch")  # the HNSW file of earlier versions
