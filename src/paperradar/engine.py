@@ -305,6 +305,7 @@ class Engine:
                 model.name,
                 model.dim,
                 path=index_path_for(self.storage.url, model.name),
+                nprobe=self.settings.ann_nprobe,
             )
         return self._index
 
