@@ -94,6 +94,8 @@ class Engine:
         recount = self._recount
         if recount is not None:
             recount.join()  # a count in flight finishes before its storage closes
+        if self._index is not None:
+            self._index.close()
         self.storage.close()
 
     def __enter__(self) -> Engine:

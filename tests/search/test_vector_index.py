@@ -226,3 +226,25 @@ def test_ivf_add_remove_refresh_and_retrain_on_growth(tmp_path: Path) -> None:
     again = VectorIndex(storage, "toy", DIM, path=path, threshold=12)  # type: ignore[arg-type]
     assert len(again) == 170 and again.message is None
     assert again.search(flipped, None, 1)[0][0] == pk
+
+
+def test_a_search_picks_up_another_process_s_vectors_without_waiting(tmp_path: Path) -> None:
+    """A serving process looks for new vectors at most every RECHECK_S, on a thread of its own
+    (counting a million stored vectors takes ~130 ms): searches meanwhile use the index as it
+    was, and the ones after the refresh find the new papers. close() waits for a refresh."""
+    from paperradar.engine import make_engine
+
+    storage, _ = store_with_vectors(tmp_path, n=40)
+    index = VectorIndex(storage, "toy", DIM, path=tmp_path / "r.ivf", threshold=12)  # type: ignore[arg-type]
+    assert len(index) == 40 and index.info().kind == "ivf"
+    other = make_engine(storage.url)  # type: ignore[attr-defined]
+    add(other, paper(["2404.00001"], "A late paper"))
+    late = normalize_rows(np.random.default_rng(4).standard_normal((1, DIM)))[0]
+    pk = other.storage.pks_for_ids(["2404.00001"])["2404.00001"]
+    other.storage.write_embeddings("toy", [(pk, "h", late.astype("<f4").tobytes())])
+    other.close()
+    assert index.search(late, None, 1)[0][0] != pk  # checked less than RECHECK_S ago
+    index._checked = 0.0  # RECHECK_S later
+    index.search(late, None, 1)  # starts the refresh beside it
+    index.close()  # waits for it
+    assert len(index) == 41 and index.search(late, None, 1)[0][0] == pk
