@@ -453,8 +453,16 @@ class Worker:
         )
         if self._preload_model:
             # A worker asked to embed loads the model before it holds a lease: building or
-            # loading it takes seconds, during which the heartbeat may not get to run.
-            self.engine.embedder()
+            # loading it takes seconds (a minute with several workers starting at once on a
+            # busy machine), which would eat into the first job's lease.
+            started = time.monotonic()
+            model = self.engine.embedder()
+            log.info(
+                "worker %s: embedding model %s loaded in %.1f s",
+                self.id,
+                model.name if model is not None else "unavailable",
+                time.monotonic() - started,
+            )
         while not self.stop.is_set():
             try:
                 busy = self.run_once()

@@ -311,7 +311,6 @@ def test_workers_share_an_embedding_backlog_none_twice_none_lost_after_a_kill(
             ),
         )
         pks = sorted(r.pk for r in rows(db_url, sa.select(papers.c.pk)))
-        eng.storage.enqueue("embed", {}, key="embed")
     env = child_env(
         tmp_path,
         database_url=db_url,
@@ -326,6 +325,16 @@ def test_workers_share_an_embedding_backlog_none_twice_none_lost_after_a_kill(
     workers = [
         spawn(["worker", "--id", f"e{k}", "--kinds", "embed"], env, logs[k]) for k in range(4)
     ]
+    # The backlog is queued once every worker has its model: four processes loading (and
+    # OpenVINO compiling) at once on a busy 2-core machine took a minute, and the first worker
+    # ready would otherwise race through its 4 s leases beside the three still loading.
+    wait_for(
+        lambda: all("embedding model" in f.read_text() for f in logs),
+        300,
+        "every worker to have loaded the embedding model",
+    )
+    with make_engine(db_url, data_dir=models_dir) as eng:
+        eng.storage.enqueue("embed", {}, key="embed")
     ledger = re.compile(r"job (\d+): (\d+) papers embedded and stored")
 
     def e0_is_midway() -> bool:

