@@ -17,9 +17,10 @@ from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
 
 from paperradar.errors import InvalidQuery, StorageError
-from paperradar.model import Paper
+from paperradar.model import Paper, Version
 from paperradar.querylang import Query
 from paperradar.storage.base import Cursor, KeywordHit, PaperFilter
 from paperradar.storage.pgfts import (
@@ -30,8 +31,8 @@ from paperradar.storage.pgfts import (
     matches,
     rank_expression,
 )
-from paperradar.storage.schema import embeddings, papers
-from paperradar.storage.sql import SqlStorage, _chunks, paper_to_row
+from paperradar.storage.schema import embeddings, paper_versions, papers
+from paperradar.storage.sql import SqlStorage, _aware, _chunks, mapping_to_paper, paper_to_row
 
 __all__ = ["PostgresStorage", "driver_url"]
 
@@ -48,6 +49,9 @@ COPY_MIN_ROWS = 500  # a batch of new papers at least this big is written with C
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 64
 MIN_EF_SEARCH = 40
+# A pooled connection idle for longer than this is pinged before it is handed out (a server
+# restart or a dropped connection is found then); a busy pool's connections are not
+PING_AFTER_IDLE_S = 10.0
 
 
 def driver_url(url: str) -> str:
@@ -69,6 +73,32 @@ class VectorType(sa.types.UserDefinedType[str]):
 
     def get_col_spec(self, **kw: Any) -> str:
         return f"{self.kind}({self.dim})"
+
+
+def _ping_when_idle(engine: sa.Engine) -> None:
+    """``pool_pre_ping`` for connections that sat idle in the pool: a search checks out a
+    connection three or four times, and a ping at each checkout was a round trip (a wake-up of
+    the server process) each time. A connection back in use within ``PING_AFTER_IDLE_S`` is
+    handed out as it is; one idle for longer, or one psycopg knows is broken, is pinged and
+    replaced when the ping fails. A connection that breaks within that time (a server restart
+    between two searches) fails its statement once, and SQLAlchemy then replaces the pool."""
+
+    @sa.event.listens_for(engine, "checkin")
+    def _idle_from(dbapi_conn: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @sa.event.listens_for(engine, "checkout")
+    def _ping(dbapi_conn: Any, record: Any, proxy: Any) -> None:
+        since = record.info.get("idle_since")
+        if since is None:
+            return  # just connected
+        if getattr(dbapi_conn, "broken", False) or time.monotonic() - since > PING_AFTER_IDLE_S:
+            try:
+                alive = engine.dialect.do_ping(dbapi_conn)
+            except Exception as exc:  # any failure: a new connection
+                raise sa.exc.DisconnectionError(f"stale pooled connection: {exc}") from exc
+            if not alive:
+                raise sa.exc.DisconnectionError("stale pooled connection")
 
 
 def _vector_text(blob: bytes) -> str:
@@ -95,12 +125,9 @@ class PostgresStorage(SqlStorage):
                 }
             )
             engine = sa.create_engine(
-                sa_url,
-                pool_size=pool_size,
-                max_overflow=10,
-                pool_pre_ping=True,
-                connect_args=connect_args,
+                sa_url, pool_size=pool_size, max_overflow=10, connect_args=connect_args
             )
+            _ping_when_idle(engine)
         except (ImportError, sa.exc.ArgumentError) as exc:
             raise StorageError(
                 f"cannot use {url}: {exc}; install the PostgreSQL extra "
@@ -123,6 +150,7 @@ class PostgresStorage(SqlStorage):
         self._indexed: set[tuple[str, int]] = set()
         self._vector_kinds: dict[tuple[str, int], str] = {}
         self._top_pk: tuple[float, int] = (-math.inf, 0)  # (when read, max(pk))
+        self._paper_reads: dict[str, sa.Select[Any]] = {}
 
     # -- writes: COPY for batches of new papers -----------------------------------------------
     def _write(
@@ -155,6 +183,61 @@ class PostgresStorage(SqlStorage):
         with raw.cursor() as cur, cur.copy(statement) as copy:  # type: ignore[attr-defined]
             for row in rows:
                 copy.write_row([row[c] for c in columns])
+
+    # -- reads of whole papers: one statement, no transaction ---------------------------------
+    def _papers_statement(self, key: str) -> sa.Select[Any]:
+        """Papers whose ``key`` column (``pk`` or ``id``) is in the bound array ``keys``, each
+        with its versions as arrays (a lateral subquery): one statement instead of the portable
+        path's two. Built once per key (SQLAlchemy then reuses its compiled form)."""
+        q = self._paper_reads.get(key)
+        if q is None:
+            v = paper_versions.c
+
+            def agg(col: sa.ColumnElement[Any], name: str) -> sa.Label[Any]:
+                return sa.func.array_agg(aggregate_order_by(col, v.version)).label(name)
+
+            versions = (
+                sa.select(agg(v.version, "v_version"), agg(v.date, "v_date"), agg(v.size, "v_size"))
+                .where(v.paper_pk == papers.c.pk)
+                .lateral("v")
+            )
+            kind = sa.Integer() if key == "pk" else sa.String()
+            keys = sa.bindparam("keys", type_=ARRAY(kind))
+            q = (
+                sa.select(papers, versions)
+                .select_from(papers.outerjoin(versions, sa.true()))
+                .where(papers.c[key] == sa.func.any(keys))
+            )
+            self._paper_reads[key] = q
+        return q
+
+    def _papers_by(self, key: str, values: Sequence[Any]) -> list[tuple[int, Paper]]:
+        """(pk, paper) of the stored papers whose ``key`` is one of ``values``, read in
+        autocommit (no BEGIN and ROLLBACK round trips)."""
+        out = []
+        with self._reads.connect() as conn:
+            for chunk in _chunks(list(values)):
+                rows = conn.execute(self._papers_statement(key), {"keys": list(chunk)}).mappings()
+                for m in rows:
+                    versions = (
+                        [
+                            Version(n, _aware(d), size)
+                            for n, d, size in zip(
+                                m["v_version"], m["v_date"], m["v_size"], strict=True
+                            )
+                        ]
+                        if m["v_version"]
+                        else None
+                    )
+                    out.append((m["pk"], mapping_to_paper(m, versions)))
+        return out
+
+    def get_papers(self, paper_ids: Sequence[str]) -> list[Paper]:
+        by_id = {p.id: p for _, p in self._papers_by("id", paper_ids)}
+        return [by_id[i] for i in paper_ids if i in by_id]
+
+    def papers_by_pk(self, pks: Sequence[int]) -> dict[int, Paper]:
+        return dict(self._papers_by("pk", pks))
 
     # -- keyword search: the generated tsvector column needs no maintenance --------------------
     def _fts_delete(self, conn: sa.Connection, pks: Sequence[int]) -> None:
