@@ -16,6 +16,7 @@ import argparse
 import os
 import platform
 import random
+import shutil
 import time
 from pathlib import Path
 
@@ -33,19 +34,32 @@ def rss_mb() -> float:
     return 0.0
 
 
-def build(n: int, work: Path) -> Path:
+def build(n: int, work: Path, source: Path | None = None) -> Path:
     db = work / f"papers-{n}.db"
     if db.exists():
         return db
-    corpus = work / f"corpus-{n}.jsonl"
-    make_corpus_file(n, corpus)
     tmp = work / "building.db"
     for f in work.glob("building.db*"):
-        f.unlink()
-    eng = make_engine(str(tmp), data_dir=work)
-    t0 = time.perf_counter()
-    eng.ingest_jsonl(corpus)
-    print(f"ingested {n:,} papers in {time.perf_counter() - t0:.0f} s", flush=True)
+        if f.is_dir():
+            shutil.rmtree(f)
+        else:
+            f.unlink()
+    if source is not None:  # a database of the same corpus (e.g. keyword_scale.py --keep)
+        shutil.copyfile(source, tmp)
+        if Path(f"{source}.keywords").is_dir():
+            shutil.copytree(f"{source}.keywords", f"{tmp}.keywords")
+        eng = make_engine(str(tmp), data_dir=work)
+        have = eng.storage.stats()["papers"]
+        if have != n:
+            raise SystemExit(f"{source} holds {have:,} papers, not {n:,}")
+        print(f"copied {n:,} papers from {source}", flush=True)
+    else:
+        corpus = work / f"corpus-{n}.jsonl"
+        make_corpus_file(n, corpus)
+        eng = make_engine(str(tmp), data_dir=work)
+        t0 = time.perf_counter()
+        eng.ingest_jsonl(corpus)
+        print(f"ingested {n:,} papers in {time.perf_counter() - t0:.0f} s", flush=True)
     model = eng.embedder()
     assert model is not None
     rng = np.random.default_rng(3)
@@ -80,9 +94,15 @@ def main() -> None:
     ap.add_argument("n", type=int)
     ap.add_argument("--work", type=Path, default=Path("/tmp/paperradar-hybrid"))
     ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument(
+        "--from-db",
+        type=Path,
+        help="start from a copy of this database (with its .keywords index) instead of "
+        "ingesting a new corpus, e.g. the one keyword_scale.py --keep built",
+    )
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
-    db = build(args.n, args.work)
+    db = build(args.n, args.work, args.from_db)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores (shared with other work)")
     eng = make_engine(str(db), data_dir=args.work)
     t0 = time.perf_counter()

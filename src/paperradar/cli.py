@@ -6,10 +6,12 @@ Exit codes: 0 success, 1 some input was rejected (everything good was kept), 2 e
 from __future__ import annotations
 
 import dataclasses
+import enum
 import errno
 import json
 import re
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -81,7 +83,9 @@ ingest_app = typer.Typer(help="Ingest papers from a source.", no_args_is_help=Tr
 bench_app = typer.Typer(help="Measure quality and speed.", no_args_is_help=True)
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(bench_app, name="bench")
-index_app = typer.Typer(help="The vector index of the embeddings.", no_args_is_help=True)
+index_app = typer.Typer(
+    help="The search indexes: vectors, and the keyword index on SQLite.", no_args_is_help=True
+)
 app.add_typer(index_app, name="index")
 digest_app = typer.Typer(
     help="Email digests: send the due ones, preview one.", no_args_is_help=True
@@ -879,16 +883,44 @@ def embed(
         raise PaperradarError(f"cannot embed: {report.error}")
 
 
+class IndexPart(enum.StrEnum):
+    vectors = "vectors"
+    keyword = "keyword"
+    all = "all"
+
+
 @index_app.command("rebuild")
-def index_rebuild(as_json: JsonOpt = False) -> None:
-    """Rebuild the vector index from the stored embeddings."""
-    with engine() as eng, _bar("indexing", "vectors") as cb:
-        info = eng.rebuild_index(progress=cb)
+def index_rebuild(
+    what: Annotated[
+        IndexPart,
+        typer.Option("--what", help="vectors, keyword (the SQLite keyword index) or all"),
+    ] = IndexPart.vectors,
+    as_json: JsonOpt = False,
+) -> None:
+    """Rebuild the vector index from the stored embeddings, and/or the keyword index."""
+    result: dict[str, Any] = {}
+    with engine() as eng:
+        if what in (IndexPart.keyword, IndexPart.all):
+            started = time.perf_counter()
+            with _bar("keyword index", "papers") as cb:
+                count = eng.rebuild_keyword_index(progress=cb)
+            result["keyword"] = {
+                "papers": count,
+                "seconds": round(time.perf_counter() - started, 3),
+            }
+            if not as_json:
+                out.print(
+                    f"keyword index of {count:,} papers in {result['keyword']['seconds']:.1f} s"
+                )
+        if what in (IndexPart.vectors, IndexPart.all):
+            with _bar("indexing", "vectors") as cb:
+                info = eng.rebuild_index(progress=cb)
+            result.update(dataclasses.asdict(info))
+            if not as_json:
+                where = f" in {info.path}" if info.path else ""
+                out.print(f"{info.kind} index of {info.vectors:,} {info.model} vectors{where}")
     if as_json:
-        _print_json(dataclasses.asdict(info))
-        return
-    where = f" in {info.path}" if info.path else ""
-    out.print(f"{info.kind} index of {info.vectors:,} {info.model} vectors{where}")
+        _print_json(result)
 
 
 @app.command()

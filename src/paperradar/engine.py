@@ -330,6 +330,10 @@ class Engine:
             raise FeatureUnavailable(f"no embedding model: {self._embedder_error}")
         return index.rebuild(progress=progress)
 
+    def rebuild_keyword_index(self, *, progress: Callable[[int, int], None] | None = None) -> int:
+        """Rebuild the keyword index from the papers (SQLite); returns the papers indexed."""
+        return self.storage.rebuild_keyword_index(progress)
+
     def index_info(self) -> IndexInfo | None:
         index = self.vector_index()
         if index is None:

@@ -218,6 +218,9 @@ def test_cli_embed_similar_and_index(
     assert code == 0 and "Myocardial" in json.loads(out)[0]["title"]
     code, out, _ = run("index", "rebuild", "--json")
     assert code == 0 and json.loads(out)["vectors"] == 16
+    code, out, _ = run("index", "rebuild", "--what", "all", "--json")
+    both = json.loads(out)
+    assert code == 0 and both["vectors"] == 16 and both["keyword"]["papers"] == 16
     code, _, err = run("similar", "2401.99999")
     assert code == 2 and err.count("\n") == 1 and "no paper" in err
     monkeypatch.setenv("PAPERRADAR_EMBED_MODEL", "no-such-model")
@@ -264,3 +267,32 @@ def test_model_calls_and_stored_batches_are_sized_separately(
         assert report.embedded == 7 and seen == [0, 5, 7]
     finally:
         e.close()
+
+
+def test_hybrid_halves_run_side_by_side_and_agree_with_each_mode(eng: Engine) -> None:
+    """The keyword half of a hybrid search runs on another thread: the fused hits are the same
+    as fusing the keyword and semantic results computed one after the other, and an error of
+    the vector half is the search's error."""
+    from paperradar.search.service import FUSION_DEPTH, rrf, search_papers
+
+    eng.embed()
+    text = "heart attack mortality"
+    vector_search = eng._vector_search()
+    assert vector_search is not None
+    hyb = search_papers(eng.storage, text, mode="hybrid", limit=5, vector_search=vector_search)
+    kw = search_papers(eng.storage, text, mode="keyword", limit=FUSION_DEPTH)
+    sem = search_papers(
+        eng.storage, text, mode="semantic", limit=FUSION_DEPTH, vector_search=vector_search
+    )
+    pks = eng.storage.pks_for_ids([h.paper.id for h in kw.hits + sem.hits])
+    expected = rrf(
+        [[pks[h.paper.id] for h in kw.hits], [pks[h.paper.id] for h in sem.hits]],
+        [[h.score for h in kw.hits], [h.score for h in sem.hits]],
+    )[:5]
+    assert [pks[h.paper.id] for h in hyb.hits] == [pk for pk, _ in expected]
+
+    def broken(text: str, flt: object, k: int) -> list[tuple[int, float]]:
+        raise RuntimeError("the vector index went away")
+
+    with pytest.raises(RuntimeError, match="went away"):
+        search_papers(eng.storage, text, mode="hybrid", vector_search=broken)  # type: ignore[arg-type]

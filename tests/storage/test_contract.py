@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from paperradar.errors import StorageError
+from paperradar.errors import FeatureUnavailable, StorageError
 from paperradar.model import Author, Paper, Version, title_key
 from paperradar.querylang import parse_query
 from paperradar.storage import Cursor, PaperFilter, SourceState, Storage
@@ -649,3 +649,14 @@ def test_feedback_and_reader_events(storage: Storage) -> None:
     storage.record_event("p1", "click", now)
     storage.record_event("p1", "save", now)
     assert storage.event_counts(now - timedelta(days=1)) == {"p1": {"click": 1, "save": 1}}
+
+
+def test_keyword_index_rebuild_is_sqlite_s_own(loaded: Storage) -> None:
+    """SQLite rebuilds its keyword index from the papers; PostgreSQL's is the database's own."""
+    if loaded.url.startswith("postgresql"):
+        with pytest.raises(FeatureUnavailable, match="REINDEX"):
+            loaded.rebuild_keyword_index()
+        return
+    assert loaded.rebuild_keyword_index() == len(CORPUS)
+    hits = loaded.keyword_search(parse_query("diffusion"), PaperFilter(), limit=5)
+    assert [h.id for h in hits] == ["2301.00006"]

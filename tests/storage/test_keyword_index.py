@@ -9,6 +9,7 @@ import logging
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -398,4 +399,40 @@ def test_an_fts5_database_gets_its_index_on_first_use(
     assert "papers_fts" not in names
     assert all_findable(s)
     assert "building the keyword index of 30 papers" in caplog.text
+    s.close()
+
+
+def test_rebuild_by_command_repairs_an_index_that_looks_current(url: str, tmp_path: Path) -> None:
+    """A title changed behind the index's back (a restored database, a hand edit) keeps the same
+    paper count, so the index cannot notice; ``paperradar index rebuild --what keyword`` repairs
+    it and reports its progress and count."""
+    from typer.testing import CliRunner
+
+    from paperradar.cli import app
+
+    s = SqliteStorage(url)
+    s.write_papers([synthetic(i) for i in range(30)])
+    s.close()
+    db = url.removeprefix("sqlite:///")
+    with sqlite3.connect(db) as raw:  # behind the index's back: no keyword_changes row
+        raw.execute("UPDATE papers SET title = 'Paper quokka' WHERE id = '2401.00007'")
+    s = SqliteStorage(url)
+    assert ids(s, "quokka") == []
+    seen: list[tuple[int, int]] = []
+    assert s.rebuild_keyword_index(lambda done, total: seen.append((done, total))) == 30
+    assert seen and seen[-1] == (30, 30)
+    assert ids(s, "quokka") == ["2401.00007"]
+    s.close()
+
+    with sqlite3.connect(db) as raw:
+        raw.execute("UPDATE papers SET title = 'Paper wombat' WHERE id = '2401.00009'")
+    result = CliRunner().invoke(
+        app, ["--db", db, "index", "rebuild", "--what", "keyword", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["keyword"]["papers"] == 30 and "vectors" not in report
+    s = SqliteStorage(url)
+    assert ids(s, "wombat") == ["2401.00009"] and ids(s, "quokka") == ["2401.00007"]
+    assert ids(s, "tok00009") == [] and ids(s, "tok00003") == ["2401.00003"]
     s.close()

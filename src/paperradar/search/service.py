@@ -8,8 +8,10 @@ available, semantic/hybrid fall back to keyword and say so in ``notice``.
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
@@ -37,6 +39,8 @@ FUSION_DEPTH = 100  # candidates taken from each retriever before fusion
 MAX_FUSED = 1000
 MAX_PLAIN_TERMS = 64
 CONJUNCTIVE_MAX_TERMS = 4  # queries of 2..4 words rank the papers with every word (keyword_hits)
+
+HALF_THREADS = 8  # threads running a hybrid search's keyword half beside its vector half
 
 # (query text, filter, k) -> [(pk, similarity)], best first; None when no vectors are available.
 VectorSearch = Callable[[str, PaperFilter, int], list[tuple[int, float]]]
@@ -230,6 +234,20 @@ def rrf(
     return sorted(total.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
+_halves: ThreadPoolExecutor | None = None
+_halves_lock = threading.Lock()
+
+
+def _beside(fn: Callable[[], list[KeywordHit]]) -> Future[list[KeywordHit]]:
+    """Run ``fn`` on another thread: a hybrid search's keyword half runs while its vector half
+    (query embedding and nearest neighbours, both outside the GIL) runs on the caller's."""
+    global _halves
+    with _halves_lock:
+        if _halves is None:
+            _halves = ThreadPoolExecutor(HALF_THREADS, thread_name_prefix="paperradar-search")
+        return _halves.submit(fn)
+
+
 def _fused(
     storage: Storage,
     query: Query,
@@ -247,13 +265,21 @@ def _fused(
             raise InvalidQuery("bad page cursor for a semantic/hybrid search", field="cursor")
         offset = c.pk
     depth = max(FUSION_DEPTH, offset + limit + 1)
-    vec = vector_search(query.free_text, flt, depth)
+    keyword_half = None
+    if mode == "hybrid":
+        keyword_half = _beside(lambda: keyword_hits(storage, query, flt, limit=depth))
+    try:
+        vec = vector_search(query.free_text, flt, depth)
+    except BaseException:
+        if keyword_half is not None and not keyword_half.cancel():
+            keyword_half.exception()  # let it finish; the vector half's error is the answer
+        raise
     vec_pks = [pk for pk, _ in vec]
-    if mode == "semantic":
+    if keyword_half is None:
         fused = vec
         kw_pks: set[int] = set()
     else:
-        kw = keyword_hits(storage, query, flt, limit=depth)
+        kw = keyword_half.result()
         kw_pks = {h.pk for h in kw}
         fused = (fuse or rrf)(
             [[h.pk for h in kw], vec_pks], [[h.score for h in kw], [s for _, s in vec]]

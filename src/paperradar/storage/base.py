@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -447,4 +447,9 @@ class Storage(Protocol):
     # operations
     def schema_revision(self) -> tuple[str | None, str]:
         """(the database's migration revision, the newest revision this code knows)."""
+        ...
+
+    def rebuild_keyword_index(self, progress: Callable[[int, int], None] | None = None) -> int:
+        """Build the keyword index again from the papers; returns the papers indexed.
+        Raises FeatureUnavailable where the database keeps that index itself (PostgreSQL)."""
         ...

@@ -368,18 +368,21 @@ class KeywordIndex:
             if meta is not None and meta[0] >= head:
                 self._rebuild(f"out of step ({searcher.num_docs - 1:,} of {count:,} papers)", count)
 
-    def rebuild(self) -> int:
-        """Build the index again from ``papers``; returns the number of papers indexed."""
+    def rebuild(self, progress: Callable[[int, int], None] | None = None) -> int:
+        """Build the index again from ``papers``; returns the number of papers indexed.
+        ``progress(done, total)`` is called after each batch of papers."""
         with self._lock:
             with self.engine.connect() as conn:
                 count = int(
                     conn.execute(sa.select(sa.func.count()).select_from(papers)).scalar_one()
                 )
-            self._rebuild("asked for", count)
+            self._rebuild("asked for", count, progress)
             self._checked = True
             return count
 
-    def _rebuild(self, why: str, count: int) -> None:
+    def _rebuild(
+        self, why: str, count: int, progress: Callable[[int, int], None] | None = None
+    ) -> None:
         if count:
             log.warning(
                 "building the keyword index of %s papers (%s; index %s): search waits for it",
@@ -412,6 +415,8 @@ class KeywordIndex:
                         writer.add_document(_document(row, text))
                     maxpk = rows[-1][0]
                     done += len(rows)
+                    if progress is not None:
+                        progress(done, max(count, done))
                     if done % 200_000 < len(rows):
                         log.warning("keyword index: %s of %s papers", f"{done:,}", f"{count:,}")
                 conn.rollback()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -19,7 +19,7 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
 
-from paperradar.errors import InvalidQuery, StorageError
+from paperradar.errors import FeatureUnavailable, InvalidQuery, StorageError
 from paperradar.model import Paper, Version
 from paperradar.querylang import Query
 from paperradar.storage.base import Cursor, KeywordHit, PaperFilter
@@ -506,3 +506,10 @@ class PostgresStorage(SqlStorage):
         out = [(int(r.paper_pk), float(r.sim)) for r in rows]
         out.sort(key=lambda t: (-t[1], t[0]))  # relaxed_order, half precision: re-sort the few
         return out
+
+    def rebuild_keyword_index(self, progress: Callable[[int, int], None] | None = None) -> int:
+        raise FeatureUnavailable(
+            "on PostgreSQL the keyword index is the database's own (the generated tsvector column "
+            "and its GIN indexes) and stays in step by itself; if it is damaged, run "
+            "REINDEX TABLE papers in psql"
+        )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -88,6 +88,9 @@ class SqliteStorage(SqlStorage):
                     self.engine, index_path_for(self.path), self.path
                 )
             return self._keyword_index
+
+    def rebuild_keyword_index(self, progress: Callable[[int, int], None] | None = None) -> int:
+        return self.keyword_index.rebuild(progress)
 
     def close(self) -> None:
         if self._keyword_index is not None:
