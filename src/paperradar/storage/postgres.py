@@ -520,11 +520,14 @@ class PostgresStorage(SqlStorage):
                         *self._where(flt)
                     )
                 ef_search = max(MIN_EF_SEARCH, min(limit, 1000))
-                # session settings (autocommit: no transaction to be LOCAL to); every vector
-                # search on a pooled connection sets its own
-                conn.exec_driver_sql(
-                    f"SET hnsw.ef_search = {ef_search}; SET hnsw.iterative_scan = relaxed_order"
-                )
+                # session settings (autocommit: no transaction to be LOCAL to), sent only when
+                # this pooled connection has other values: a round trip saved per search
+                info = conn.connection.info
+                if info.get("hnsw.ef_search") != ef_search:
+                    conn.exec_driver_sql(
+                        f"SET hnsw.ef_search = {ef_search}; SET hnsw.iterative_scan = relaxed_order"
+                    )
+                    info["hnsw.ef_search"] = ef_search
                 rows = conn.execute(q, {"qvec": _vector_text(vector)}).all()
         except sa.exc.SQLAlchemyError as exc:
             raise StorageError(f"vector search failed: {exc}") from exc
