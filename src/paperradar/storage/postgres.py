@@ -45,6 +45,12 @@ RANK_WINDOWS = (2_000, 8_000, 32_000, 128_000)
 # A phrase query (beyond EXACT_RANK_MAX) checks the phrase in the newest this many papers that
 # have its words: positions are in each row's tsvector, not in the GIN index
 PHRASE_CANDIDATES = 1000
+# The first HEAD_WINDOWS windows tell common words from rare ones: when they hold so few matches
+# that the whole corpus should hold at most about PLAIN_MAX, the rest is read from the words'
+# posting lists at once (an AND of rare words: a few ms at 1 M papers) instead of through the
+# further, wider windows (their block range costs ~0.2 µs per paper: ~26 ms for 128 k papers)
+HEAD_WINDOWS = 2
+PLAIN_MAX = 4000
 PK_BLOCK = 1024  # windows start at blocks of this many pks: the GIN index's (pk / 1024) key
 COPY_MIN_ROWS = 500  # a batch of new papers at least this big is written with COPY
 HNSW_M = 16
@@ -361,20 +367,41 @@ class PostgresStorage(SqlStorage):
         filter, ``pk + 0 < hi``: as an index key it would make the GIN scan collect every pk below
         it. The last window (the rest) reads the posting lists whole: only a query with few
         matches gets there."""
-        branches: list[str] = []
-        hi: int | None = None
-        for width in (*RANK_WINDOWS, None):
-            first = max(0, (top - width) // PK_BLOCK) if width is not None else 0
-            window = f"SELECT papers.pk FROM papers WHERE {where}"
+
+        def window(lo_block: int, hi: int | None, gate: str = "") -> str:
+            sql = f"SELECT papers.pk FROM papers WHERE {where}"
             if hi is not None:
-                window += f" AND papers.pk + 0 < {hi}"
-            if first > 0:
-                window += f" AND (papers.pk / {PK_BLOCK}) >= {first}"  # as in the index
-            branches.append(f"({window} ORDER BY papers.pk DESC LIMIT {wanted})")
+                sql += f" AND papers.pk + 0 < {hi}"
+            if lo_block > 0:
+                sql += f" AND (papers.pk / {PK_BLOCK}) >= {lo_block}"  # as in the index
+            return f"({sql}{gate} ORDER BY papers.pk DESC LIMIT {wanted})"
+
+        starts: list[int] = []  # first block of each window; the rest (0) last
+        for width in RANK_WINDOWS:
+            first = max(0, (top - width) // PK_BLOCK)
             if first <= 0:
                 break
-            hi = first * PK_BLOCK
-        return f"SELECT pk FROM ({' UNION ALL '.join(branches)}) AS windows LIMIT {wanted}"
+            starts.append(first)
+        ends: list[int | None] = [None] + [b * PK_BLOCK for b in starts]
+        if len(starts) <= HEAD_WINDOWS:
+            branches = [window(b, hi) for b, hi in zip([*starts, 0], ends, strict=True)]
+            return f"SELECT pk FROM ({' UNION ALL '.join(branches)}) AS windows LIMIT {wanted}"
+        head = " UNION ALL ".join(window(starts[i], ends[i]) for i in range(HEAD_WINDOWS))
+        head_end = ends[HEAD_WINDOWS]
+        assert head_end is not None
+        # as many matches in the head as this means a corpus-wide count of about PLAIN_MAX
+        sparse = max(0, PLAIN_MAX * (top - head_end) // top)
+        few = f" AND (SELECT count(*) FROM head) <= {sparse}"
+        many = f" AND (SELECT count(*) FROM head) > {sparse}"
+        tail = [window(0, head_end, few)]
+        later = zip(starts[HEAD_WINDOWS:], ends[HEAD_WINDOWS:-1], strict=True)
+        tail += [window(b, hi, many) for b, hi in later]
+        tail.append(window(0, ends[-1], many))
+        return (
+            f"WITH head AS MATERIALIZED (SELECT pk FROM ({head}) AS h LIMIT {wanted}) "
+            f"SELECT pk FROM ((SELECT pk FROM head) UNION ALL {' UNION ALL '.join(tail)}) "
+            f"AS windows LIMIT {wanted}"
+        )
 
     def _largest_pk(self, conn: sa.Connection) -> int:
         """``max(pk)``, read at most once a minute (it only decides how search ranks)."""
