@@ -6,7 +6,8 @@ Loads the corpus (``benchmarks/make_corpus.py``) straight into the papers table,
 ingest path (its rate is ``ingest_speed.py``'s figure), so that a million papers fit in a few
 minutes; then opens the database as a first search after an upgrade would: the keyword index is
 built from ``papers`` (timed: papers/s), and ``Engine.search`` runs the benchmark queries
-(``host.KEYWORD_QUERIES`` plus the operators of ``scale.py``) in keyword mode. With ``--keep`` an
+(``host.KEYWORD_QUERIES`` plus the operators of ``scale.py``) in keyword mode, by relevance and
+(a third as many) newest first. With ``--keep`` an
 existing database is reused (its index too, unless ``--rebuild``).
 """
 
@@ -126,6 +127,10 @@ def main() -> None:
         every, every_cpu = timed_cpu(
             lambda: eng.search(rng.choice(QUERIES), mode="keyword"), args.queries
         )
+        newest, newest_cpu = timed_cpu(
+            lambda: eng.search(rng.choice(QUERIES[:14]), mode="keyword", sort="date"),
+            args.queries // 3,
+        )
         papers_n = eng.stats()["papers"]
         rss = rss_mib()
         eng.close()
@@ -136,6 +141,8 @@ def main() -> None:
     print("  the same queries' CPU time (this thread: what an idle core would take; ms):")
     print(f"  host.KEYWORD_QUERIES       : {plain_cpu}")
     print(f"  + operators (scale.QUERIES): {every_cpu}")
+    print(f"  sort=date, every match newest first (host.KEYWORD_QUERIES): {newest}")
+    print(f"    its CPU time: {newest_cpu}")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
     print(f"resident memory after the queries {rss} MiB, peak {peak} MiB")
 

@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     search_mode: str = "hybrid"
     # Hybrid fusion: rrf, rrf:K or linear:W (keyword weight W; tuned on SciFact train, see notes)
     search_fusion: str = "linear:0.55"
+    # IVF lists scanned per semantic query above 20,000 vectors (more: higher recall, slower;
+    # 128 gives real MiniLM vectors recall@10 0.99 at 40 k, see README "Figures")
+    ann_nprobe: int = 128
 
     # Web
     host: str = "127.0.0.1"

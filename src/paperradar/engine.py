@@ -85,11 +85,15 @@ class Engine:
         self._index: VectorIndex | None = None
         self._papers_count: int | None = None
         self._papers_counted = 0.0
+        self._recount: threading.Thread | None = None
         self._no_vectors_at = 0.0  # when "no vectors stored" was last read (0: re-read)
         self._signer: TokenSigner | None = None
         self._term_stats: tuple[float, TermStats] | None = None
 
     def close(self) -> None:
+        recount = self._recount
+        if recount is not None:
+            recount.join()  # a count in flight finishes before its storage closes
         self.storage.close()
 
     def __enter__(self) -> Engine:
@@ -255,14 +259,25 @@ class Engine:
         index = self._index
         vectors = len(index) if index is not None else 0
         now = time.monotonic()
-        if (
-            self._papers_count is None
-            or now - self._papers_counted > 10.0
-            or vectors > self._papers_count
-        ):
+        if self._papers_count is None or vectors > self._papers_count:
             self._papers_count = self.storage.count_papers()
             self._papers_counted = now
+        elif now - self._papers_counted > 10.0 and self._recount is None:
+            # Counting a million rows takes 60-350 ms on SQLite: no search waits for it.
+            self._papers_counted = now
+            self._recount = threading.Thread(
+                target=self._count_papers, name="paperradar-count", daemon=True
+            )
+            self._recount.start()
         return vectors, self._papers_count
+
+    def _count_papers(self) -> None:
+        try:
+            self._papers_count = self.storage.count_papers()
+        except Exception as exc:  # the old count stays; the next search tries again
+            log.warning("could not count the papers: %s", exc)
+        finally:
+            self._recount = None
 
     # -- embeddings ------------------------------------------------------------------------------
     def embedder(self) -> Embedder | None:
@@ -290,6 +305,7 @@ class Engine:
                 model.name,
                 model.dim,
                 path=index_path_for(self.storage.url, model.name),
+                nprobe=self.settings.ann_nprobe,
             )
         return self._index
 

@@ -296,3 +296,24 @@ def test_hybrid_halves_run_side_by_side_and_agree_with_each_mode(eng: Engine) ->
 
     with pytest.raises(RuntimeError, match="went away"):
         search_papers(eng.storage, text, mode="hybrid", vector_search=broken)  # type: ignore[arg-type]
+
+
+def test_partial_embeddings_are_noticed_and_the_count_follows_new_papers(eng: Engine) -> None:
+    """Until every paper has a vector, semantic/hybrid results say how far embedding got. The
+    papers are recounted at most every 10 s, off the search's path (a count of a million rows
+    takes a tenth of a second): the search after the recount has the new figure."""
+    eng.embed(limit=10)
+    assert eng.search("heart attack", mode="hybrid").notice == (
+        "embeddings cover 10 of 24 papers so far: semantic matches among the rest will appear "
+        "once `paperradar embed` has run"
+    )
+    eng.embed()
+    assert eng.search("heart attack", mode="hybrid").notice is None
+    add(eng, paper(["2402.00001"], "Cardiac arrest outcomes", abstract="Survival after arrest."))
+    assert eng.search("heart attack", mode="hybrid").notice is None  # counted < 10 s ago
+    eng._papers_counted = 0.0  # ten seconds later
+    eng.search("heart attack", mode="hybrid")  # starts the recount (and does not wait for it)
+    recount = eng._recount
+    if recount is not None:
+        recount.join()
+    assert "cover 24 of 25 papers" in (eng.search("heart attack", mode="hybrid").notice or "")

@@ -1,4 +1,4 @@
-"""Semantic search through the engine on both backends: SQLite (exact / usearch file) and
+"""Semantic search through the engine on both backends: SQLite (exact / faiss IVF file) and
 PostgreSQL (pgvector), with the real bundled model."""
 
 from __future__ import annotations

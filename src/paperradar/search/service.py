@@ -7,7 +7,6 @@ available, semantic/hybrid fall back to keyword and say so in ``notice``.
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -36,7 +35,6 @@ Mode = Literal["keyword", "semantic", "hybrid"]
 Sort = Literal["relevance", "date"]
 MODES: tuple[Mode, ...] = ("keyword", "semantic", "hybrid")
 FUSION_DEPTH = 100  # candidates taken from each retriever before fusion
-MAX_FUSED = 1000
 MAX_PLAIN_TERMS = 64
 CONJUNCTIVE_MAX_TERMS = 4  # queries of 2..4 words rank the papers with every word (keyword_hits)
 
@@ -166,11 +164,10 @@ def _listing(
     cursor: str | None,
 ) -> SearchResult:
     after = Cursor.decode(cursor) if cursor else None
-    if compiled.match is not None:
-        # Date order over keyword matches: every term required, then newest first.
-        hits = storage.keyword_search(query, flt, limit=MAX_FUSED, require_all=True)
-        flt = dataclasses.replace(flt, ids=[h.id for h in hits] or ["-"])
-    rows = storage.list_papers(flt, sort="published", limit=limit + 1, after=after)
+    if compiled.match is not None:  # date order over keyword matches: every term required
+        rows = storage.keyword_listing(query, flt, limit=limit + 1, after=after)
+    else:
+        rows = storage.list_papers(flt, sort="published", limit=limit + 1, after=after)
     more = len(rows) > limit
     rows = rows[:limit]
     matched = ["keyword"] if compiled.match is not None else ["filter"]

@@ -1,23 +1,28 @@
-"""Vector retrieval over stored embeddings: exact (numpy) for small collections, an HNSW index
-(usearch, int8-quantized, candidates re-ranked exactly from the stored float32 vectors) for
-large ones, persisted next to the SQLite file.
+"""Vector retrieval over stored embeddings: exact (numpy) for small collections, an IVF index
+(faiss: k-means lists, int8 scalar-quantized codes, the ``nprobe`` nearest lists scanned, the
+candidates re-ranked exactly from the stored float32 vectors) for large ones, persisted next to the
+SQLite file.
 
 The index is a cache of the ``embeddings`` table: it can always be rebuilt from it
-(``paperradar index rebuild``). A missing or unreadable file is rebuilt with a warning; without
-usearch, search is exact. On PostgreSQL the database's own pgvector index serves instead.
+(``paperradar index rebuild``). A missing, unreadable or mismatched file is rebuilt with a
+warning; without faiss, search is exact. On PostgreSQL the database's own pgvector index serves
+instead. Why IVF and not HNSW: see benchmarks/ann_index.py and README "Figures" (at 1 M clustered
+vectors usearch HNSW reached recall 0.89 at best, and building it took ~25 CPU-minutes).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -26,51 +31,85 @@ from paperradar.storage import PaperFilter, Storage
 
 __all__ = [
     "ANN_THRESHOLD",
-    "CONNECTIVITY",
-    "EXPANSION_ADD",
+    "NPROBE",
     "IndexInfo",
     "VectorIndex",
     "index_path_for",
+    "lists_for",
+    "new_ivf",
 ]
 
 log = logging.getLogger(__name__)
 ANN_THRESHOLD = 20_000  # below this many vectors an exact scan is fast enough (< 2 ms)
 MAX_OVERSAMPLE = 4096  # filtered ANN search widens up to this before an exact filtered scan
-ANN_DTYPE = "i8"  # 1 byte a dimension: 1M x 384-d fit well under 1 GB with the graph
-RERANK = 4  # i8 alone ranks near neighbours loosely: take 4k candidates, re-rank them exactly
-EXPANSION_SEARCH = 64  # HNSW breadth at query time (see benchmarks/ann_index.py)
-CONNECTIVITY = 16  # HNSW links per node
-EXPANSION_ADD = 128  # HNSW breadth while inserting
+RERANK = 4  # int8 codes rank near neighbours loosely: take 4k candidates, re-rank them exactly
+NPROBE = 128  # lists scanned per query (see benchmarks/ann_index.py; PAPERRADAR_ANN_NPROBE)
+LISTS_PER_SQRT = 4  # k-means lists: 4 x sqrt(vectors) (4,000 at 1 M), at most MAX_LISTS
+MAX_LISTS = 8192
+TRAIN_PER_LIST = 40  # k-means training sample: this many vectors a list (faiss wants >= 39)
+RETRAIN_GROWTH = 4  # an index trained on n vectors is retrained (rebuilt) when it holds 4 n
 RECHECK_S = 10.0  # how often a serving process looks for vectors written by another process
+FORMAT = "faiss-ivf-sq8/1"  # written to the .json description; another value: rebuild
 Matrix = npt.NDArray[np.float32]
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def index_path_for(storage_url: str, model: str) -> Path | None:
-    """``<db file>.<model>.usearch`` for a SQLite file; None for memory or a server database."""
+    """``<db file>.<model>.ivf`` for a SQLite file; None for memory or a server database."""
     if not storage_url.startswith("sqlite:///"):
         return None
     db = storage_url[len("sqlite:///") :]
     if not db or db == ":memory:":
         return None
     slug = re.sub(r"[^A-Za-z0-9.-]+", "-", model).strip("-")
-    return Path(f"{db}.{slug}.usearch")
+    return Path(f"{db}.{slug}.ivf")
 
 
 @dataclass(slots=True)
 class IndexInfo:
     model: str
-    kind: str  # "exact", "hnsw" or "pgvector"
+    kind: str  # "exact", "ivf" or "pgvector"
     vectors: int
     path: str | None
     message: str | None = None
 
 
-def _usearch() -> Any | None:
+def _faiss() -> Any | None:
     try:
-        from usearch.index import Index
+        import faiss
     except ImportError:
         return None
-    return Index
+    return faiss
+
+
+def lists_for(vectors: int) -> int:
+    """How many k-means lists an index of ``vectors`` vectors gets."""
+    return int(min(MAX_LISTS, max(8, round(LISTS_PER_SQRT * math.sqrt(max(vectors, 1))))))
+
+
+def new_ivf(faiss: Any, sample: Matrix, vectors: int) -> Any:
+    """An empty IVF index (inner product of normalised vectors, int8 codes of the residuals),
+    its lists trained by k-means on ``sample`` for a collection of ``vectors`` vectors."""
+    lists = min(lists_for(vectors), max(1, len(sample) // 39))  # faiss wants >= 39 per list
+    index = faiss.index_factory(sample.shape[1], f"IVF{lists},SQ8", faiss.METRIC_INNER_PRODUCT)
+    index.set_direct_map_type(faiss.DirectMap.Hashtable)  # remove/replace by pk in O(1)
+    index.train(np.ascontiguousarray(sample, dtype=np.float32))
+    return index
+
+
+def _locked(
+    method: Callable[Concatenate[VectorIndex, P], R],
+) -> Callable[Concatenate[VectorIndex, P], R]:
+    """Hold the index's lock: faiss must not search a list while another thread appends to it
+    (a web process's searches refresh the index from the database)."""
+
+    def locked(self: VectorIndex, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    locked.__doc__ = method.__doc__
+    return locked
 
 
 class VectorIndex:
@@ -84,26 +123,33 @@ class VectorIndex:
         *,
         path: Path | None = None,
         threshold: int = ANN_THRESHOLD,
+        nprobe: int = NPROBE,
     ) -> None:
+        if nprobe < 1:
+            raise ValueError(f"nprobe must be at least 1, not {nprobe}")
         self.storage = storage
         self.model = model
         self.dim = dim
         self.path = path
         self.threshold = threshold
+        self.nprobe = nprobe
         self.server_side = storage.url.startswith("postgresql")
         self.message: str | None = None
         self._pks = np.zeros(0, dtype=np.int64)
         self._mat = np.zeros((0, dim), dtype=np.float32)
         self._ann: Any | None = None
+        self._trained_on = 0  # vectors the IVF lists were trained for
         self._count = 0
         self._max_pk = 0
         self._checked = 0.0
         self._loaded = False
+        self._lock = threading.RLock()
 
     # -- building --------------------------------------------------------------------------------
     def _meta_path(self) -> Path | None:
         return self.path.with_suffix(self.path.suffix + ".json") if self.path else None
 
+    @_locked
     def load(self) -> None:
         """Read the persisted index if it matches the database, else build it."""
         self._loaded = True
@@ -111,23 +157,26 @@ class VectorIndex:
             self._count = self.storage.count_embeddings(self.model)
             return
         stored = self.storage.count_embeddings(self.model)
-        index_cls = _usearch()
+        faiss = _faiss()
         meta_path = self._meta_path()
-        if stored >= self.threshold and index_cls is not None and self.path and meta_path:
+        if stored >= self.threshold and faiss is not None and self.path and meta_path:
             if self.path.is_file() and meta_path.is_file():
                 try:
                     meta = json.loads(meta_path.read_text())
-                    ann = index_cls.restore(str(self.path), view=False)
-                    if ann is None or len(ann) != int(meta["vectors"]) or ann.ndim != self.dim:
+                    if meta.get("format") != FORMAT or meta.get("model") != self.model:
+                        raise ValueError("it was written for another model or index format")
+                    ann = faiss.read_index(str(self.path))
+                    if ann.ntotal != int(meta["vectors"]) or ann.d != self.dim:
                         raise ValueError("the file does not match its description")
-                    ann.expansion_search = EXPANSION_SEARCH
+                    ann.nprobe = self.nprobe
                     self._ann = ann
                     self._count = int(meta["vectors"])
                     self._max_pk = int(meta["max_pk"])
+                    self._trained_on = int(meta["trained_on"])
                     self._checked = time.monotonic()
                     self.refresh(force=True)
                     return
-                except (OSError, ValueError, KeyError, RuntimeError) as exc:
+                except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
                     self.message = (
                         f"the vector index {self.path} could not be read ({exc}); rebuilt it"
                     )
@@ -137,23 +186,28 @@ class VectorIndex:
                 log.warning("%s", self.message)
         self.rebuild(progress=None)
 
+    @_locked
     def rebuild(self, progress: Callable[[int, int], None] | None = None) -> IndexInfo:
-        """Build the index from every stored vector of the model (and save it)."""
+        """Build the index from every stored vector of the model (and save it): k-means lists
+        trained on a sample, then every vector added to its nearest list."""
         self._loaded = True
         self._pks = np.zeros(0, dtype=np.int64)
         self._mat = np.zeros((0, self.dim), dtype=np.float32)
         self._ann = None
+        self._trained_on = 0
         self._count = 0
         self._max_pk = 0
         if self.server_side:
             self._count = self.storage.count_embeddings(self.model)
             return self.info()
         total = self.storage.count_embeddings(self.model)
-        index_cls = _usearch()
-        if total >= self.threshold and index_cls is not None:
-            self._ann = self._new_ann(index_cls, total)
+        faiss = _faiss()
+        if total >= self.threshold and faiss is not None:
+            self._ann = new_ivf(faiss, self._sample(total), total)
+            self._ann.nprobe = self.nprobe
+            self._trained_on = total
         elif total >= self.threshold:
-            self.message = "usearch is not installed: vector search is exact (pip install usearch)"
+            self.message = "faiss is not installed: vector search is exact (pip install faiss-cpu)"
         done = 0
         for batch in self.storage.iter_embeddings(self.model, batch_size=20000):
             pks, mat = _decode(batch, self.dim)
@@ -165,37 +219,42 @@ class VectorIndex:
         self._checked = time.monotonic()
         return self.info()
 
-    def _new_ann(self, index_cls: Any, expected: int) -> Any:
-        ann = index_cls(
-            ndim=self.dim,
-            metric="cos",
-            dtype=ANN_DTYPE,
-            connectivity=CONNECTIVITY,
-            expansion_add=EXPANSION_ADD,
-            expansion_search=EXPANSION_SEARCH,
-        )
-        return ann
+    def _sample(self, total: int) -> Matrix:
+        """A uniform random sample of the stored vectors to train the lists on (one pass)."""
+        share = min(1.0, lists_for(total) * TRAIN_PER_LIST / max(total, 1))
+        rng = np.random.default_rng(0)
+        parts = []
+        for batch in self.storage.iter_embeddings(self.model, batch_size=20000):
+            pick = rng.random(len(batch)) < share
+            if pick.any():
+                parts.append(_decode([batch[i] for i in np.flatnonzero(pick)], self.dim)[1])
+        return np.concatenate(parts) if parts else np.zeros((0, self.dim), dtype=np.float32)
 
     def _append(self, pks: npt.NDArray[np.int64], mat: Matrix) -> None:
         if not len(pks):
             return
         if self._ann is not None:
-            self._ann.add(pks, mat, threads=os.cpu_count() or 1)
+            self._ann.add_with_ids(mat, pks)
         else:
             self._pks = np.concatenate([self._pks, pks])
             self._mat = np.concatenate([self._mat, mat])
             if len(self._pks) >= self.threshold:
-                index_cls = _usearch()
-                if index_cls is not None:  # grew past the threshold: move into an ANN index
-                    self._ann = self._new_ann(index_cls, len(self._pks))
-                    self._ann.add(self._pks, self._mat, threads=os.cpu_count() or 1)
+                faiss = _faiss()
+                if faiss is not None:  # grew past the threshold: move into an IVF index
+                    self._ann = new_ivf(faiss, self._mat, len(self._pks))
+                    self._ann.nprobe = self.nprobe
+                    self._trained_on = len(self._pks)
+                    self._ann.add_with_ids(self._mat, self._pks)
                     self._pks = np.zeros(0, dtype=np.int64)
                     self._mat = np.zeros((0, self.dim), dtype=np.float32)
         self._count += len(pks)
         self._max_pk = max(self._max_pk, int(pks.max()))
 
+    @_locked
     def add(self, pks: Sequence[int], vectors: Matrix) -> None:
-        """Add or replace vectors (after an embedding batch): the incremental update."""
+        """Add or replace vectors (after an embedding batch): the incremental update. An index
+        that has grown to RETRAIN_GROWTH times the collection its lists were trained for is
+        rebuilt, so that the lists stay about as long as at the start."""
         if self.server_side:
             self._count = self.storage.count_embeddings(self.model)
             return
@@ -203,16 +262,18 @@ class VectorIndex:
             self.load()
             return  # loading read them from the database already
         arr = np.asarray(pks, dtype=np.int64)
-        existing = self._remove(arr)
-        self._count -= existing
-        self._append(arr, np.asarray(vectors, dtype=np.float32))
+        mat = np.asarray(vectors, dtype=np.float32).reshape(len(arr), -1)
+        if mat.shape[1] != self.dim:
+            raise ValueError(f"vectors have {mat.shape[1]} dimensions, the index {self.dim}")
+        norms = np.linalg.norm(mat, axis=1, keepdims=True)
+        self._count -= self._remove(arr)
+        self._append(arr, (mat / np.where(norms == 0.0, 1.0, norms)).astype(np.float32))
+        if self._ann is not None and self._count >= RETRAIN_GROWTH * self._trained_on:
+            self.rebuild()
 
     def _remove(self, pks: npt.NDArray[np.int64]) -> int:
         if self._ann is not None:
-            present = [int(p) for p in pks if self._ann.contains(int(p))]
-            if present:
-                self._ann.remove(present)
-            return len(present)
+            return int(self._ann.remove_ids(np.ascontiguousarray(pks, dtype=np.int64)))
         if not len(self._pks):
             return 0
         keep = ~np.isin(self._pks, pks)
@@ -221,19 +282,37 @@ class VectorIndex:
             self._pks, self._mat = self._pks[keep], self._mat[keep]
         return removed
 
+    @_locked
     def save(self) -> None:
+        """Write the index and its description next to the database, each atomically (the
+        description last: a crash between the two leaves a mismatch, which is rebuilt)."""
+        faiss = _faiss()
         meta_path = self._meta_path()
-        if self._ann is None or self.path is None or meta_path is None:
+        if self._ann is None or faiss is None or self.path is None or meta_path is None:
             return
+        meta = {
+            "format": FORMAT,
+            "model": self.model,
+            "dim": self.dim,
+            "vectors": int(self._ann.ntotal),
+            "max_pk": self._max_pk,
+            "trained_on": self._trained_on,
+            "lists": int(self._ann.nlist),
+        }
         try:
-            tmp = self.path.with_suffix(self.path.suffix + ".tmp")
-            self._ann.save(str(tmp))
+            tmp = self.path.with_suffix(f"{self.path.suffix}.{os.getpid()}.tmp")  # one a writer
+            faiss.write_index(self._ann, str(tmp))
             os.replace(tmp, self.path)
-            meta = {"model": self.model, "vectors": len(self._ann), "max_pk": self._max_pk}
-            meta_path.write_text(json.dumps(meta))
+            meta_tmp = meta_path.with_suffix(f".json.{os.getpid()}.tmp")
+            meta_tmp.write_text(json.dumps(meta))
+            os.replace(meta_tmp, meta_path)
+            old = self.path.with_suffix(".usearch")  # the HNSW file of earlier versions
+            for stale in (old, old.with_suffix(".usearch.json")):
+                stale.unlink(missing_ok=True)
         except (OSError, RuntimeError) as exc:
             log.warning("could not save the vector index %s: %s", self.path, exc)
 
+    @_locked
     def refresh(self, *, force: bool = False) -> None:
         """Pick up vectors another process (the worker) wrote since we loaded."""
         if self.server_side or not self._loaded:
@@ -261,7 +340,7 @@ class VectorIndex:
         return self._count
 
     def info(self) -> IndexInfo:
-        kind = "pgvector" if self.server_side else "hnsw" if self._ann is not None else "exact"
+        kind = "pgvector" if self.server_side else "ivf" if self._ann is not None else "exact"
         path = str(self.path) if self.path and self._ann is not None else None
         return IndexInfo(self.model, kind, self._count, path, self.message)
 
@@ -293,13 +372,14 @@ class VectorIndex:
                 self.model, query.astype("<f4").tobytes(), k, flt
             )
         filtered = flt is not None and not flt.is_empty()
-        if self._ann is None:
+        ann = self._ann  # a rebuild in another thread replaces it, a refresh appends (locked)
+        if ann is None:
             return self._exact(query, flt if filtered else None, k)
         want = k + max((RERANK - 1) * min(k, 20), 30)  # 4k for small k, k + 60 for deep lists
         while True:
-            found = self._ann.search(query, min(want, self._count))
-            keys = np.asarray(found.keys, dtype=np.int64).reshape(-1)
-            pks = [int(p) for p in keys]
+            with self._lock:
+                _, found = ann.search(query[None, :], min(want, self._count))
+            pks = [int(p) for p in found[0] if p >= 0]  # -1: the probed lists had fewer
             if filtered:
                 assert flt is not None
                 keep = self.storage.filter_pks(flt, pks)

@@ -250,6 +250,18 @@ class Storage(Protocol):
         """Papers matching ``query``'s text (terms OR-ed, or all required), best BM25 first."""
         ...
 
+    def keyword_listing(
+        self,
+        query: Query,
+        flt: PaperFilter,
+        *,
+        limit: int = 50,
+        after: Cursor | None = None,
+    ) -> list[tuple[Paper, Cursor]]:
+        """The papers matching every word of ``query``'s text, newest first: ``list_papers``'s
+        ``published`` order (published, else first seen; then pk) and cursors."""
+        ...
+
     def filter_pks(self, flt: PaperFilter, pks: Sequence[int]) -> set[int]:
         """The subset of ``pks`` whose papers pass ``flt``."""
         ...

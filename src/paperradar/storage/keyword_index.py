@@ -1,8 +1,12 @@
-"""SQLite's keyword index: a tantivy (Rust, BM25 with block-max WAND) index next to the database.
+"""SQLite's keyword index: a tantivy (Rust, BM25) index next to the database.
 
 FTS5's ``bm25()`` scores every row that matches and reads its length from ``%_docsize``: a
-common word at 1,000,000 papers cost hundreds of milliseconds. tantivy keeps only the top k and
-skips the posting blocks that cannot enter it (``benchmarks/scale.py``: keyword p95 in README).
+common word at 1,000,000 papers cost hundreds of milliseconds. tantivy scores every match too
+(``Searcher.search`` of tantivy-py 0.27 collects through a ``MultiCollector``, which never takes
+tantivy's block-max WAND path: the best 1 costs what counting every match costs), but in Rust
+over compressed postings: ~15 ms for two words that are each in 40-85 % of 1 M papers, 1-9 ms
+for everything else (``benchmarks/keyword_scale.py``: keyword p95 in README). tantivy-py releases
+the GIL while it searches.
 
 Layout: the folder ``<db>.keywords`` (an in-memory database gets an in-memory index). Fields:
 
@@ -66,6 +70,9 @@ IDLE_RELEASE_S = 3.0  # a writer unused this long is committed, merged and relea
 LOCK_WAIT_S = 60.0  # a rebuild waits this long for another process's writer
 CLOSE_WAIT_S = 5.0  # close() this long; then the holder (or the next search) indexes the rest
 FIRST_DEPTH = 64
+# Newest-first listings search the newest LISTING_WINDOW papers' matches first, then ten times
+# as many, then all (see ``newest``).
+LISTING_WINDOW = 20_000
 META_PK = 0
 
 
@@ -314,6 +321,7 @@ class KeywordIndex:
         self._idle_thread: threading.Thread | None = None
         self._index = self._open()
         self._checked = False
+        self.listing_window = LISTING_WINDOW
 
     # -- opening, rebuilding ---------------------------------------------------------------------
     def _new_index(self, reuse: bool) -> tantivy.Index:
@@ -711,6 +719,113 @@ class KeywordIndex:
                 return [(pk, s) for pk, s in kept[:limit]]
             depth *= 4
 
+    def newest(
+        self, query: Query, flt: PaperFilter, *, limit: int, after: Cursor | None
+    ) -> list[int]:
+        """The pks of a set of papers matching all of ``query``'s words that holds the page of
+        ``list_papers``' ``published`` order (published, else first seen; then pk) after
+        ``after``, for the caller to order exactly.
+
+        Every match is a candidate whose date is later than the ``limit``-th newest match's
+        (the index holds dates as whole seconds: the papers of that second are all in or all
+        out; those of the cursor's second are all in and not counted, as they may be before
+        the cursor). Scanning every match costs as much as scoring it (a common word: most of
+        the corpus), so when every word is common the newest ``listing_window`` papers are
+        searched first (a date range, which the index answers from that range's postings), then
+        ten times as many, then all.
+        """
+        plan = self._plan(query, flt, require_all=True)
+        if plan is None:
+            return []
+        self.ensure_current()
+        searcher = self._searcher()
+        bound: int | None = None  # the cursor's second
+        if after is not None and isinstance(after.value, str):
+            try:
+                bound = _stored_epoch(after.value)
+            except ValueError:
+                bound = None  # not a date: list_papers says so
+        words = [
+            w
+            for text in (*ranking_words(query), *query.phrases)
+            for w in self.analyzer.analyze(text)
+        ]
+        rarest = min((searcher.doc_freq("all", w) for w in words), default=0)
+        # A rare word: scanning its postings whole costs less than the windows' date ranges.
+        window = self.listing_window if rarest > 10 * self.listing_window else 0
+        while True:
+            lo = self._window_start(window, bound) if window else None
+            q = plan.query
+            if lo is not None or bound is not None:
+                dates = _range(self.schema, "seen", lo, None if bound is None else bound + 1)
+                q = tantivy.Query.boolean_query(
+                    [
+                        (tantivy.Occur.Must, q),
+                        (tantivy.Occur.Must, tantivy.Query.const_score_query(dates, 0.0)),
+                    ]
+                )
+            # a window's matches are cheap to list: all of them at once (papers often share a
+            # date, and a short first list would end inside one and be asked for again)
+            depth = 4096 if lo is not None else max(FIRST_DEPTH, 2 * limit)
+            kept, enough = self._newest_in(searcher, plan, q, limit, bound, depth)
+            if enough or lo is None:
+                return kept
+            window *= 10
+
+    def _newest_in(
+        self,
+        searcher: tantivy.Searcher,
+        plan: _Plan,
+        q: tantivy.Query,
+        limit: int,
+        bound: int | None,
+        depth: int,
+    ) -> tuple[list[int], bool]:
+        """``newest``'s candidates among ``q``'s matches, and whether they hold a full page
+        (else they are every match, fewer than a page)."""
+        while True:
+            hits = searcher.search(
+                q, depth, count=False, order_by_field="seen", order=tantivy.Order.Desc
+            ).hits
+            pks = searcher.fast_field_values("pk", [a for _, a in hits])
+            exhausted = len(hits) < depth
+            cut = hits[-1][0] if hits else 0
+            seen = {
+                int(pk or 0): int(value)
+                for (value, _), pk in zip(hits, pks, strict=True)
+                if exhausted or value > cut
+            }
+            kept = [pk for pk, _ in self._verified(plan, [(0.0, pk) for pk in seen])]
+            # newest first; only the seconds down to the page's last one are needed
+            kept.sort(key=seen.__getitem__, reverse=True)
+            counted = [pk for pk in kept if bound is None or seen[pk] < bound]
+            if len(counted) >= limit:
+                last = seen[counted[limit - 1]]
+                return [pk for pk in kept if seen[pk] >= last], True
+            if exhausted:
+                return kept, False
+            depth *= 8
+
+    def _window_start(self, window: int, bound: int | None) -> int | None:
+        """The date (whole seconds) of the ``window``-th newest paper before the second after
+        ``bound``; ``None`` when there are not that many."""
+        where = ""
+        params: list[Any] = [window]
+        if bound is not None:
+            where = "WHERE coalesce(published, first_seen) < ?"
+            params.insert(0, datetime.fromtimestamp(bound + 1, UTC).strftime("%Y-%m-%d %H:%M:%S"))
+        with self.engine.connect() as conn:
+            row = (
+                _driver(conn)
+                .execute(
+                    f"SELECT coalesce(published, first_seen) FROM papers {where} "
+                    "ORDER BY coalesce(published, first_seen) DESC LIMIT 1 OFFSET ?",
+                    params,
+                )
+                .fetchone()
+            )
+        return None if row is None else _stored_epoch(row[0])
+
     def _verified(self, plan: _Plan, ranked: list[tuple[float, int]]) -> list[tuple[int, float]]:
         """The hits that pass what the index cannot check itself (author substrings,
         ``abstract:`` terms), in order."""
@@ -793,7 +908,7 @@ class KeywordIndex:
         excluded = self._excluded(query)
         filters = self._filters(flt)
         if terms and not required and not require_all:
-            if not excluded and not filters:  # a plain disjunction: block-max WAND
+            if not excluded and not filters:  # a plain disjunction
                 return _Plan(_should(terms), (), tuple(flt.authors))
             clauses.append((tantivy.Occur.Must, _should(terms)))
         else:

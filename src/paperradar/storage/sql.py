@@ -54,6 +54,7 @@ __all__ = ["SqlStorage", "content_hash", "paper_text"]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 CHUNK = 4000  # ids per IN (...) list: well under SQLite's and PostgreSQL's parameter limits
+LISTING_DEPTH = 1000  # the default keyword_listing orders this many best matches by date
 
 
 def paper_text(title: str, abstract: str) -> str:
@@ -361,6 +362,27 @@ class SqlStorage:
         require_all: bool = False,
     ) -> list[KeywordHit]:
         raise NotImplementedError
+
+    def keyword_listing(
+        self,
+        query: Query,
+        flt: PaperFilter,
+        *,
+        limit: int = 50,
+        after: Cursor | None = None,
+    ) -> list[tuple[Paper, Cursor]]:
+        """Approximate: the best ``LISTING_DEPTH`` matches by BM25, newest first (a backend
+        whose index can order its matches by date overrides this with the exact listing)."""
+        hits = self.keyword_search(query, flt, limit=LISTING_DEPTH, require_all=True)
+        if not hits:
+            return []
+        return self._list_papers(
+            flt,
+            sort="published",
+            limit=limit,
+            after=after,
+            among=papers.c.pk.in_([h.pk for h in hits]),
+        )
 
     # -- papers ----------------------------------------------------------------------------------
     def find_related(self, batch: Sequence[Paper]) -> list[Paper]:
@@ -718,6 +740,18 @@ class SqlStorage:
         limit: int = 50,
         after: Cursor | None = None,
     ) -> list[tuple[Paper, Cursor]]:
+        return self._list_papers(flt, sort=sort, limit=limit, after=after)
+
+    def _list_papers(
+        self,
+        flt: PaperFilter,
+        *,
+        sort: SortKey,
+        limit: int,
+        after: Cursor | None,
+        among: sa.ColumnElement[bool] | None = None,
+    ) -> list[tuple[Paper, Cursor]]:
+        """``list_papers``, of the papers that also satisfy ``among`` when given."""
         c = papers.c
         if sort == "upvotes":
             # a literal 0 (not a bound parameter) so the expression index of migration 0005 matches
@@ -729,6 +763,8 @@ class SqlStorage:
         # The page's (key, pk) first, then its rows: when a filter leaves many rows to sort (a day
         # of papers by upvotes), sorting narrow pairs is several times cheaper than whole rows.
         q = sa.select(c.pk, key.label("_key")).where(*self._where(flt))
+        if among is not None:
+            q = q.where(among)
         if after is not None:
             value: Any = after.value
             if sort != "upvotes" and isinstance(value, str):
@@ -987,6 +1023,13 @@ class SqlStorage:
     def embeddings_for(self, model: str, pks: Sequence[int]) -> dict[int, bytes]:
         out: dict[int, bytes] = {}
         with self.engine.connect() as conn:
+            if self._bulk_sqlite(conn):  # a search's re-rank: one driver statement, no Core
+                rows = self._driver(conn).execute(
+                    "SELECT paper_pk, vector FROM embeddings WHERE model = ? "
+                    "AND paper_pk IN (SELECT value FROM json_each(?))",
+                    (model, _json_list(list(pks))),
+                )
+                return {int(pk): bytes(vector) for pk, vector in rows}
             for chunk in _chunks(list(pks)):
                 q = sa.select(embeddings.c.paper_pk, embeddings.c.vector).where(
                     embeddings.c.model == model, embeddings.c.paper_pk.in_(chunk)

@@ -138,6 +138,32 @@ class SqliteStorage(SqlStorage):
         )
         return papers.c.pk.not_in(listed)
 
+    def keyword_listing(
+        self,
+        query: Query,
+        flt: PaperFilter,
+        *,
+        limit: int = 50,
+        after: Cursor | None = None,
+    ) -> list[tuple[Paper, Cursor]]:
+        """Exact: the index's newest matches (a superset of the page), ordered in SQL."""
+        try:
+            pks = self.keyword_index.newest(query, flt, limit=limit, after=after)
+        except ValueError as exc:  # tantivy's own errors
+            raise StorageError(f"keyword search failed: {exc}") from exc
+        if not pks:
+            return []
+        listed = sa.select(sa.column("value", sa.Integer)).select_from(
+            sa.func.json_each(sa.bindparam("among", json.dumps(pks)))
+        )
+        # Many candidates are the matches of a few seconds (papers published at one time): the
+        # date index read in order finds the page's among them sooner than reading every
+        # candidate's row by pk (4,000: 4 against 18 ms). ``pk + 0`` keeps SQLite off the pk.
+        pk = papers.c.pk if len(pks) <= 8 * limit else papers.c.pk + sa.literal_column("0")
+        return self._list_papers(
+            flt, sort="published", limit=limit, after=after, among=pk.in_(listed)
+        )
+
     def keyword_search(
         self,
         query: Query,
