@@ -154,3 +154,28 @@ def test_a_phrase_is_checked_in_the_newest_papers_with_its_words(
     # required with the rest of the query, exclusions too
     assert corpus.keyword_search(parse_query('"methods sparse" coding'), PaperFilter()) == []
     assert corpus.keyword_search(parse_query('"sparse methods" -methods'), PaperFilter()) == []
+
+
+@pytest.mark.usefixtures("small_limits")
+@pytest.mark.parametrize("plain_max", [0, 10**6])
+def test_rare_words_skip_the_wide_windows_and_find_the_same_papers(
+    corpus: pg.PostgresStorage, monkeypatch: pytest.MonkeyPatch, plain_max: int
+) -> None:
+    # windows 30..31, 28..29 (the head), then 24..27 and 16..23 or, when the head holds so few
+    # matches that the corpus should hold at most PLAIN_MAX, everything below 28 at once
+    monkeypatch.setattr(pg, "RANK_WINDOWS", (2, 4, 8, 16))
+    monkeypatch.setattr(pg, "PLAIN_MAX", plain_max)
+    sparse = corpus.keyword_search(parse_query("sparse"), PaperFilter(), limit=4)
+    sparse += corpus.keyword_search(
+        parse_query("sparse"), PaperFilter(), limit=4, after=Cursor(sparse[-1].score, sparse[-1].pk)
+    )
+    assert sorted(h.pk for h in sparse) == list(range(25, 31))
+    methods = corpus.keyword_search(parse_query("methods"), PaperFilter(), limit=6)
+    assert sorted(h.pk for h in methods) == list(range(25, 31))
+    coding = corpus.keyword_search(parse_query("coding"), PaperFilter(), limit=10)
+    assert [h.id for h in coding] == ["2405.00000"]
+    old = PaperFilter(ids=["2405.00003", "2405.00004"])
+    assert {h.id for h in corpus.keyword_search(parse_query("sparse"), old)} == {
+        "2405.00003",
+        "2405.00004",
+    }
