@@ -92,7 +92,9 @@ def test_workers_share_jobs_and_lose_none_when_one_is_killed(
             rss_url=server.url("/rss"),
             request_delay_s="0",
             max_retries="1",
-            worker_lease_s="1.5",
+            # Heartbeats renew a third of the way through: 4 s leaves a busy 2-core machine (the
+            # whole suite beside it) over 2.5 s of slack before a live worker's lease expires.
+            worker_lease_s="4",
             worker_poll_s="0.1",
             **QUIET,
         )
@@ -317,7 +319,7 @@ def test_workers_share_an_embedding_backlog_none_twice_none_lost_after_a_kill(
         data_dir=str(models_dir),
         embed_job_papers=str(block),
         embed_batch_size="8",
-        worker_lease_s="4",
+        worker_lease_s="10",  # a heartbeat starved for > 6 s would lose a live job's lease
         worker_poll_s="0.1",
         **QUIET,
     )
