@@ -164,10 +164,14 @@ needs_nncf = pytest.mark.skipif(
 
 
 @needs_nncf
-def test_int8_openvino_model_is_quantized_once_and_stays_close(models_dir: Path) -> None:
+def test_int8_openvino_model_is_quantized_once_and_stays_close(
+    models_dir: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     """The NNCF int8 model: built once from the shipped weights and the shipped demo abstracts,
-    cached next to the plain graph, vectors normalised and close to the float model's."""
+    cached next to the plain graph, vectors normalised and close to the float model's. NNCF's
+    progress bars stay off stdout (which carries ``--json`` output)."""
     model = load_embedder("minilm-int8-ov", batch_size=3, cache_dir=models_dir)
+    assert "Statistics collection" not in capfd.readouterr().out
     assert model.name == vector_name("minilm-int8-ov") == "all-MiniLM-L6-v2/int8-openvino"
     assert model.name not in {vector_name("minilm-bf16"), vector_name("minilm-q8")}
     built = int8_minilm(models_dir)
