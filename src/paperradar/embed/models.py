@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import importlib.util
 import json
@@ -9,6 +10,7 @@ import logging
 import os
 import queue
 import struct
+import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -643,6 +645,94 @@ def plain_minilm(cache_dir: Path) -> Path:
     return target
 
 
+# How the cached int8 OpenVINO model is made (part of its file name, like Q8_RECIPE).
+INT8_RECIPE = "i1"
+INT8_CALIBRATION_TEXTS = 300
+
+
+def _calibration_texts(limit: int = INT8_CALIBRATION_TEXTS) -> list[str]:
+    """Titles and abstracts of the demo corpus shipped in the package (no network, no data
+    directory): what the int8 model's activation ranges are measured on."""
+    from importlib import resources
+
+    from paperradar.model import Paper
+    from paperradar.sources.pages import parse_page_dump
+
+    folder = resources.files("paperradar") / "data" / "demo"
+    texts: list[str] = []
+    for item in sorted(folder.iterdir(), key=lambda t: t.name):
+        if item.name.endswith(".txt"):
+            for rec in parse_page_dump(item.read_bytes(), location=f"demo/{item.name}"):
+                if isinstance(rec, Paper) and rec.abstract:
+                    texts.append(f"{rec.title}. {rec.abstract}")
+    return texts[:limit]
+
+
+def int8_minilm(cache_dir: Path) -> Path:
+    """:func:`plain_minilm` quantized statically to int8 by NNCF (OpenVINO's quantizer:
+    transformer scheme with SmoothQuant and fast bias correction, performance preset, i.e.
+    symmetric weights and activations), calibrated on 300 demo abstracts shipped in the package;
+    the matrix products then run on AMX-INT8, the rest in bf16. Measured on SciFact: mean cosine
+    0.997 to the float model, train nDCG@10 0.6617 (float 0.6585), 1.2x the abstracts per
+    CPU-second of ``minilm-bf16`` (the mixed preset: the same quality, no faster). Built once
+    (about a minute on two cores, in the loading process) and cached in ``cache_dir`` as an OpenVINO IR (``.xml`` + ``.bin``) under the plain
+    graph's key, the recipe and the NNCF and OpenVINO versions; files of older recipes there are
+    removed. A cached model is found without importing nncf."""
+    plain = plain_minilm(cache_dir)
+    try:
+        nncf_version = importlib.metadata.version("nncf")
+        ov_version = importlib.metadata.version("openvino")
+    except importlib.metadata.PackageNotFoundError as exc:
+        raise FeatureUnavailable(
+            f"cannot build the int8 model: {exc} is missing: pip install paperradar[openvino]"
+        ) from exc
+    prefix = "all-MiniLM-L6-v2.int8."
+    key = plain.name[len("all-MiniLM-L6-v2.plain.") : -len(".onnx")]
+    target = cache_dir / f"{prefix}{key}.{INT8_RECIPE}.nncf{nncf_version}.ov{ov_version}.xml"
+    if target.is_file() and target.with_suffix(".bin").is_file():
+        return target
+    try:
+        import nncf
+        import openvino as ov
+    except ImportError as exc:
+        raise FeatureUnavailable(
+            f"cannot build the int8 model ({exc}): pip install paperradar[openvino]"
+        ) from exc
+    tokenizer = WordPiece(max_length=MINILM_MAX_TOKENS)
+    items = [
+        {"input_ids": np.array([row], np.int64)}
+        for row in tokenizer.token_ids(_calibration_texts())
+    ]
+    with tempfile.TemporaryDirectory(dir=cache_dir, prefix=".build-") as tmp:
+        nncf_log = logging.getLogger("nncf")
+        level = nncf_log.level
+        nncf_log.setLevel(logging.ERROR)
+        log.info("quantizing the embedding model to int8 (once, about a minute)")
+        try:
+            # NNCF draws progress bars on stdout, which carries JSON output: to stderr instead
+            with contextlib.redirect_stdout(sys.stderr):
+                quantized = nncf.quantize(
+                    ov.Core().read_model(str(plain)),
+                    nncf.Dataset(items),
+                    model_type=nncf.ModelType.TRANSFORMER,
+                    preset=nncf.QuantizationPreset.PERFORMANCE,
+                    subset_size=len(items),
+                )
+        except Exception as exc:
+            raise FeatureUnavailable(f"NNCF cannot quantize {plain}: {exc}") from exc
+        finally:
+            nncf_log.setLevel(level)
+        built = Path(tmp) / "int8.xml"
+        ov.save_model(quantized, str(built))
+        os.replace(built.with_suffix(".bin"), target.with_suffix(".bin"))
+        os.replace(built, target)  # last: the .xml marks a complete model
+    for stale in cache_dir.glob(f"{prefix}*"):
+        if stale.with_suffix(".xml") != target:
+            stale.unlink(missing_ok=True)
+    log.info("built the int8 OpenVINO embedding model %s", target)
+    return target
+
+
 class MiniLMOpenVINO:
     """all-MiniLM-L6-v2 on OpenVINO (optional: ``pip install paperradar[openvino]``) in
     bfloat16 on the CPU's AMX matrix units, from :func:`plain_minilm`.
@@ -727,16 +817,20 @@ class MiniLMOpenVINO:
         return vec
 
 
-def _has_amx_bf16() -> bool:
-    """The CPU has AMX-BF16 and the kernel lets programs use it (Linux reports the flag)."""
+def _cpu_flag(flag: str) -> bool:
+    """The CPU has ``flag`` and the kernel lets programs use it (Linux reports the flag)."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as fh:
             for line in fh:
                 if line.startswith("flags"):
-                    return "amx_bf16" in line.split()
+                    return flag in line.split()
     except OSError:
         pass
     return False
+
+
+def _has_amx_bf16() -> bool:
+    return _cpu_flag("amx_bf16")
 
 
 def _q8(batch: int, cache_dir: Path, max_tokens: int = MINILM_MAX_TOKENS) -> Embedder:
@@ -764,10 +858,21 @@ def _openvino(batch: int, cache_dir: Path, max_tokens: int = MINILM_MAX_TOKENS) 
     )
 
 
+def _openvino_int8(batch: int, cache_dir: Path) -> Embedder:
+    if not _has_amx_bf16():  # checked before the minute of quantizing
+        raise FeatureUnavailable("this CPU has no AMX-BF16 unit for the OpenVINO model")
+    try:
+        path = int8_minilm(cache_dir)
+    except OSError as exc:
+        raise FeatureUnavailable(f"cannot write the int8 model to {cache_dir}: {exc}") from exc
+    return MiniLMOpenVINO(path, name="all-MiniLM-L6-v2/int8-openvino", batch_size=batch)
+
+
 MODELS: dict[str, Callable[[int, Path], Embedder]] = {
     "minilm-q8": _q8,
     "minilm-bf16": _openvino,
     "minilm-bf16-128": lambda batch, cache: _openvino(batch, cache, max_tokens=128),
+    "minilm-int8-ov": _openvino_int8,
     "minilm-q8-128": lambda batch, cache: _q8(batch, cache, max_tokens=128),
     "minilm-onnx": lambda batch, _cache: MiniLMOnnx(batch_size=batch),
     "minilm-fp32": lambda batch, _cache: MiniLMNumpy(batch_size=batch),
@@ -778,6 +883,7 @@ VECTOR_NAMES = {
     "minilm-q8": "all-MiniLM-L6-v2/q8-onnx",
     "minilm-bf16": "all-MiniLM-L6-v2/bf16-openvino",
     "minilm-bf16-128": "all-MiniLM-L6-v2/bf16-openvino-128",
+    "minilm-int8-ov": "all-MiniLM-L6-v2/int8-openvino",
     "minilm-q8-128": "all-MiniLM-L6-v2/q8-onnx-128",
     "minilm-onnx": "all-MiniLM-L6-v2/onnx",
     "minilm-fp32": "all-MiniLM-L6-v2/fp32",
