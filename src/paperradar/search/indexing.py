@@ -80,11 +80,11 @@ def embed_backlog(
                 for (pk, digest, _), vec in zip(rows, vectors, strict=True)
             ],
         )
+        report.embedded += len(rows)
+        if progress is not None:  # right after the write: a worker's ledger of what is stored
+            progress(report.embedded, max(todo, report.embedded))
         if index is not None:
             index.add([pk for pk, _, _ in rows], vectors)
-        report.embedded += len(rows)
-        if progress is not None:
-            progress(report.embedded, max(todo, report.embedded))
     if index is not None:
         index.save()
     report.seconds = round(time.perf_counter() - started, 3)
