@@ -313,15 +313,21 @@ class VectorIndex:
         except (OSError, RuntimeError) as exc:
             log.warning("could not save the vector index %s: %s", self.path, exc)
 
-    @_locked
     def refresh(self, *, force: bool = False) -> None:
-        """Pick up vectors another process (the worker) wrote since we loaded."""
+        """Pick up vectors another process (the worker) wrote since we loaded. The count that
+        says whether there are any is read without the lock, so searches go on meanwhile."""
         if self.server_side or not self._loaded:
             return
         now = time.monotonic()
         if not force and now - self._checked < RECHECK_S:
             return
         self._checked = now
+        if self.storage.count_embeddings(self.model) == self._count:
+            return
+        with self._lock:  # something changed: count again, in step with our own appends
+            self._catch_up()
+
+    def _catch_up(self) -> None:
         stored = self.storage.count_embeddings(self.model)
         if stored == self._count:
             return
