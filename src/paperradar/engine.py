@@ -10,7 +10,6 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -54,7 +53,7 @@ from paperradar.search.vector import IndexInfo, VectorIndex, index_path_for
 from paperradar.sources import Batch, prefetched, records_to_batches
 from paperradar.sources.bibtex import parse_bibtex
 from paperradar.sources.jsonl import parse_jsonl
-from paperradar.sources.pages import parse_page_dump
+from paperradar.sources.pages import demo_pages, parse_page_dump
 from paperradar.storage import Cursor, PaperFilter, SourceState, Storage, open_storage
 from paperradar.storage.base import Interests, SortKey, Subscription
 from paperradar.storage.sql import paper_text
@@ -199,12 +198,10 @@ class Engine:
 
     def ingest_demo(self, *, on_batch: OnBatch | None = None) -> IngestReport:
         """Ingest the demo corpus bundled with the package (three captured listing pages)."""
-        folder = resources.files("paperradar") / "data" / "demo"
         total = IngestReport()
-        for item in sorted(folder.iterdir(), key=lambda t: t.name):
-            if item.name.endswith(".txt"):
-                records = parse_page_dump(item.read_bytes(), location=f"demo/{item.name}")
-                total.add(self.ingest(records_to_batches("page_dump", records), on_batch=on_batch))
+        for location, data in demo_pages():
+            records = parse_page_dump(data, location=location)
+            total.add(self.ingest(records_to_batches("page_dump", records), on_batch=on_batch))
         return total
 
     # -- read ------------------------------------------------------------------------------------

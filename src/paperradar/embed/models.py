@@ -653,18 +653,14 @@ INT8_CALIBRATION_TEXTS = 300
 def _calibration_texts(limit: int = INT8_CALIBRATION_TEXTS) -> list[str]:
     """Titles and abstracts of the demo corpus shipped in the package (no network, no data
     directory): what the int8 model's activation ranges are measured on."""
-    from importlib import resources
-
     from paperradar.model import Paper
-    from paperradar.sources.pages import parse_page_dump
+    from paperradar.sources.pages import demo_pages, parse_page_dump
 
-    folder = resources.files("paperradar") / "data" / "demo"
     texts: list[str] = []
-    for item in sorted(folder.iterdir(), key=lambda t: t.name):
-        if item.name.endswith(".txt"):
-            for rec in parse_page_dump(item.read_bytes(), location=f"demo/{item.name}"):
-                if isinstance(rec, Paper) and rec.abstract:
-                    texts.append(f"{rec.title}. {rec.abstract}")
+    for location, data in demo_pages():
+        for rec in parse_page_dump(data, location=location):
+            if isinstance(rec, Paper) and rec.abstract:
+                texts.append(f"{rec.title}. {rec.abstract}")
     return texts[:limit]
 
 
@@ -675,9 +671,10 @@ def int8_minilm(cache_dir: Path) -> Path:
     the matrix products then run on AMX-INT8, the rest in bf16. Measured on SciFact: mean cosine
     0.997 to the float model, train nDCG@10 0.6617 (float 0.6585), 1.2x the abstracts per
     CPU-second of ``minilm-bf16`` (the mixed preset: the same quality, no faster). Built once
-    (about a minute on two cores, in the loading process) and cached in ``cache_dir`` as an OpenVINO IR (``.xml`` + ``.bin``) under the plain
-    graph's key, the recipe and the NNCF and OpenVINO versions; files of older recipes there are
-    removed. A cached model is found without importing nncf."""
+    (about a minute on two cores, in the loading process) and cached in ``cache_dir`` as an
+    OpenVINO IR (``.xml`` + ``.bin``) under the plain graph's key, the recipe and the NNCF and
+    OpenVINO versions; files of older recipes there are removed. A cached model is found
+    without importing nncf."""
     plain = plain_minilm(cache_dir)
     try:
         nncf_version = importlib.metadata.version("nncf")

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from importlib import resources
 
 from paperradar.errors import InvalidId, SourceError
 from paperradar.model import Paper, ParseProblem, normalize_text
 
-__all__ = ["SOURCE", "parse_page_dump"]
+__all__ = ["SOURCE", "demo_pages", "parse_page_dump"]
 
 SOURCE = "page_dump"
 
@@ -137,3 +138,12 @@ def parse_page_dump(data: bytes, *, location: str = "page dump") -> Iterator[Pap
             location=location,
         )
     yield from problems
+
+
+def demo_pages() -> Iterator[tuple[str, bytes]]:
+    """The demo corpus shipped in the package: (location, content) of each captured listing
+    page, in name order, for :func:`parse_page_dump`."""
+    folder = resources.files("paperradar") / "data" / "demo"
+    for item in sorted(folder.iterdir(), key=lambda t: t.name):
+        if item.name.endswith(".txt"):
+            yield f"demo/{item.name}", item.read_bytes()
