@@ -217,6 +217,7 @@ FILTERED_QUERIES = [
     ('"network neural" -graph', PaperFilter()),
     ("title:sparse network", PaperFilter(categories=["cs"])),
     ("sparse -coding", PaperFilter(categories=["math"])),
+    ("network", PaperFilter(categories=["cs.LG stat.ML"])),  # blanks: each row is checked
 ]
 
 

@@ -295,7 +295,9 @@ class PostgresStorage(SqlStorage):
         if compiled is None:
             return []
         conds = [*compiled.conditions, *self._where(flt)]
-        if flt.categories:  # the same papers as _where's test of each row, found in the index
+        # the same papers as _where's test of each row, found in the index (a value with
+        # blanks, which no category has, is left to that test)
+        if flt.categories and all(c.split() == [c] for c in flt.categories):
             keys = sa.literal_column(CATEGORY_KEYS, ARRAY(sa.Text()))
             wanted = sorted(set(flt.categories))
             cats = sa.cast(sa.bindparam("cats", wanted, type_=ARRAY(sa.Text())), ARRAY(sa.Text()))
