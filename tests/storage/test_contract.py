@@ -270,6 +270,7 @@ FILTER_CASES: list[tuple[PaperFilter, set[str]]] = [
     (PaperFilter(categories=["cs"]), {f"2301.0000{i}" for i in (1, 2, 3, 5, 6)}),
     (PaperFilter(categories=["stat.ML", "math"]), {"2301.00005", "10.1000/quoted"}),
     (PaperFilter(categories=["q-bio"]), {"2301.00004"}),
+    (PaperFilter(categories=["q", "c", "cs.C"]), set()),  # on a category boundary only
     (PaperFilter(authors=["kaiming"]), {"2301.00002", "2301.00003"}),
     (PaperFilter(authors=["LECUN", "o'brien"]), {"2301.00005", "10.1000/quoted"}),
     (PaperFilter(authors=["%"]), set()),

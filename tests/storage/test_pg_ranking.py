@@ -27,7 +27,7 @@ pytestmark = [
 def small_limits(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(pg, "EXACT_RANK_MAX", 10)
     monkeypatch.setattr(pg, "RANK_CANDIDATES", 6)
-    monkeypatch.setattr(pg, "RANK_WINDOWS", (2, 5))  # pk windows 29..31, 26..28, 1..25
+    monkeypatch.setattr(pg, "WINDOW_BLOCKS", (3, 3))  # pk windows 31..29, 28..26, 1..25
     monkeypatch.setattr(pg, "PK_BLOCK", 1)
 
 
@@ -157,14 +157,11 @@ def test_a_phrase_is_checked_in_the_newest_papers_with_its_words(
 
 
 @pytest.mark.usefixtures("small_limits")
-@pytest.mark.parametrize("plain_max", [0, 10**6])
-def test_rare_words_skip_the_wide_windows_and_find_the_same_papers(
-    corpus: pg.PostgresStorage, monkeypatch: pytest.MonkeyPatch, plain_max: int
+@pytest.mark.parametrize("widths", [(1,), (1, 1, 2, 4), (2, 4, 8, 16), (100,)])
+def test_any_windows_find_the_same_papers(
+    corpus: pg.PostgresStorage, monkeypatch: pytest.MonkeyPatch, widths: tuple[int, ...]
 ) -> None:
-    # windows 30..31, 28..29 (the head), then 24..27 and 16..23 or, when the head holds so few
-    # matches that the corpus should hold at most PLAIN_MAX, everything below 28 at once
-    monkeypatch.setattr(pg, "RANK_WINDOWS", (2, 4, 8, 16))
-    monkeypatch.setattr(pg, "PLAIN_MAX", plain_max)
+    monkeypatch.setattr(pg, "WINDOW_BLOCKS", widths)
     sparse = corpus.keyword_search(parse_query("sparse"), PaperFilter(), limit=4)
     sparse += corpus.keyword_search(
         parse_query("sparse"), PaperFilter(), limit=4, after=Cursor(sparse[-1].score, sparse[-1].pk)
@@ -179,3 +176,112 @@ def test_rare_words_skip_the_wide_windows_and_find_the_same_papers(
         "2405.00003",
         "2405.00004",
     }
+
+
+# -- filters and phrases in the windows: the same hits as ranking every match ---------------------
+
+AUTHORS = ["Wei Zhang", "Ada Lovelace", "Zhangwei Li", "Grace Hopper"]
+CATEGORIES = [["cs.LG", "stat.ML"], ["cs.CV"], ["math.OC", "cs.LG"], ["csx.AB"], ["cs"], []]
+WORDS = ["sparse coding", "neural network", "network neural", "graph learning", "sparse network"]
+
+
+@pytest.fixture
+def mixed(storage_url: str) -> Iterator[pg.PostgresStorage]:
+    st = open_storage(storage_url)
+    assert isinstance(st, pg.PostgresStorage)
+    st.write_papers(
+        [
+            Paper(
+                id=f"2406.{i:05d}",
+                title=f"{WORDS[i % 5]} {i}",
+                abstract=f"we study {WORDS[(i * 3) % 5]} and {WORDS[(i * 7 + 1) % 5]}",
+                authors=[Author(AUTHORS[i % 4]), Author(AUTHORS[(i + 1) % 3])],
+                categories=CATEGORIES[i % 6],
+            )
+            for i in range(60)
+        ]
+    )
+    yield st
+    st.close()
+
+
+FILTERED_QUERIES = [
+    ("network", PaperFilter(categories=["cs.LG"])),
+    ("network", PaperFilter(categories=["cs"])),  # archive: cs.*, cs; not csx.AB
+    ("sparse", PaperFilter(categories=["cs.CV", "stat"])),
+    ("author:zhang learning", PaperFilter()),
+    ("author:lovelace network", PaperFilter(categories=["cs"])),
+    ("graph", PaperFilter(authors=["hopper"])),
+    ('"neural network"', PaperFilter()),
+    ('"neural network" sparse', PaperFilter(categories=["cs.LG"])),
+    ('"network neural" -graph', PaperFilter()),
+    ("title:sparse network", PaperFilter(categories=["cs"])),
+    ("sparse -coding", PaperFilter(categories=["math"])),
+    ("network", PaperFilter(categories=["cs.LG stat.ML"])),  # blanks: each row is checked
+]
+
+
+@pytest.mark.parametrize(("text", "flt"), FILTERED_QUERIES)
+@pytest.mark.parametrize("widths", [(1, 1, 2), (3, 3)])
+def test_windowed_filters_and_phrases_give_the_hits_of_plain_ranking(
+    mixed: pg.PostgresStorage,
+    monkeypatch: pytest.MonkeyPatch,
+    text: str,
+    flt: PaperFilter,
+    widths: tuple[int, ...],
+) -> None:
+    query = parse_query(text)
+    plain = mixed.keyword_search(query, flt, limit=100)  # 60 papers: every match ranked
+    # windowed: every match still fits in the candidates, so the same hits in the same order
+    monkeypatch.setattr(pg, "EXACT_RANK_MAX", 10)
+    monkeypatch.setattr(pg, "PK_BLOCK", 4)
+    monkeypatch.setattr(pg, "WINDOW_BLOCKS", widths)
+    windowed = mixed.keyword_search(query, flt, limit=100)
+    assert windowed == plain
+    # and the filter is the one listing applies
+    if flt.categories or flt.authors:
+        listed = {p.id for p, _ in mixed.list_papers(flt, limit=100)}
+        assert {h.id for h in windowed} <= listed
+    # the newest few only: the newest matches of the plain hits
+    monkeypatch.setattr(pg, "RANK_CANDIDATES", 3)
+    monkeypatch.setattr(pg, "PHRASE_CANDIDATES", 3)
+    newest = mixed.keyword_search(query, flt, limit=2)
+    if '"' not in text:  # a phrase checks the newest papers with its words, not its matches
+        assert {h.pk for h in newest} <= set(sorted(h.pk for h in plain)[-3:])
+    assert {h.pk for h in newest} <= {h.pk for h in plain}
+
+
+def test_category_author_and_words_are_keys_of_the_search_index(
+    storage_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlalchemy as sa
+
+    st = open_storage(storage_url)
+    assert isinstance(st, pg.PostgresStorage)
+    try:
+        st.write_papers([_paper(i, f"Paper {i}", "sparse") for i in range(3)])
+        monkeypatch.setattr(pg, "EXACT_RANK_MAX", 0)
+        seen: list[tuple[str, object]] = []
+
+        def capture(conn: object, cursor: object, statement: str, params: object, *a: object):
+            seen.append((statement, params))
+
+        sa.event.listen(st.engine, "before_cursor_execute", capture)
+        flt = PaperFilter(categories=["cs", "stat.ML"], authors=["ada"])
+        st.keyword_search(parse_query("sparse"), flt)
+        sa.event.remove(st.engine, "before_cursor_execute", capture)
+        statement, params = next((s, p) for s, p in seen if "UNION ALL" in s or "ANY(ARRAY" in s)
+        with st.engine.connect() as conn:
+            conn.exec_driver_sql("SET enable_seqscan = off")
+            plan = conn.exec_driver_sql("EXPLAIN " + statement, params).scalars().all()
+            # the windows' blocks are the index's first key
+            indexdef = conn.exec_driver_sql(
+                "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_papers_search'"
+            ).scalar_one()
+    finally:
+        st.close()
+    conds = [line for line in plan if "Index Cond" in line and "tsv @@" in line]
+    assert any("ix_papers_search" in line for line in plan), plan
+    for key in ("&&", "author_names"):  # in the index scan, not a check of each row
+        assert key in conds[0], plan
+    assert f"gin (((pk / {pg.PK_BLOCK})), tsv, " in indexdef

@@ -40,18 +40,26 @@ __all__ = ["PostgresStorage", "driver_url"]
 # Keyword search in a large corpus ranks only the newest matches (PostgresStorage._ranked).
 EXACT_RANK_MAX = 20_000  # up to this many papers (by pk), every match is ranked
 RANK_CANDIDATES = 300  # beyond: the newest this many matches
-# ... searched for in pk windows back from the newest paper: these widths, then the rest
-RANK_WINDOWS = (2_000, 8_000, 32_000, 128_000)
 # A phrase query (beyond EXACT_RANK_MAX) checks the phrase in the newest this many papers that
 # have its words: positions are in each row's tsvector, not in the GIN index
 PHRASE_CANDIDATES = 1000
-# The first HEAD_WINDOWS windows tell common words from rare ones: when they hold so few matches
-# that the whole corpus should hold at most about PLAIN_MAX, the rest is read from the words'
-# posting lists at once (an AND of rare words: a few ms at 1 M papers) instead of through the
-# further, wider windows (their block range costs ~0.2 µs per paper: ~26 ms for 128 k papers)
-HEAD_WINDOWS = 2
-PLAIN_MAX = 10_000  # ~1.4 µs per match read from the heap: ~14 ms, against 6 + 26 ms of windows
-PK_BLOCK = 1024  # windows start at blocks of this many pks: the GIN index's (pk / 1024) key
+# ... searched for in windows of pk blocks back from the newest paper: blocks of PK_BLOCK pks,
+# the search index's first key (migration 0009), windows this many blocks wide, then the rest
+PK_BLOCK = 4096
+WINDOW_BLOCKS = (3, 2, 4, 8, 16, 32)
+# The first HEAD_WINDOWS windows tell common matches from rare ones: when they hold so few that
+# the whole corpus should hold at most about PLAIN_MAX, the rest is read at once (the index's
+# AND of the query's keys without a block, then ~1.4 µs per match on the heap: ~14 ms) instead of
+# window by window (where the planner, expecting few matches, may read the whole posting lists
+# once per window: ~9 ms each for four common words that seldom meet)
+HEAD_WINDOWS = 1
+PLAIN_MAX = 6_000
+# The search index's category keys (migration 0009): every category and its archive ("cs.LG" and
+# "cs"), so that a category filter is an index key, not a check of each row
+CATEGORY_KEYS = (
+    "(string_to_array(btrim(papers.categories), ' ') || "
+    "string_to_array(btrim(regexp_replace(papers.categories, '\\.\\S*', '', 'g')), ' '))"
+)
 COPY_MIN_ROWS = 500  # a batch of new papers at least this big is written with COPY
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 64
@@ -287,6 +295,13 @@ class PostgresStorage(SqlStorage):
         if compiled is None:
             return []
         conds = [*compiled.conditions, *self._where(flt)]
+        # the same papers as _where's test of each row, found in the index (a value with
+        # blanks, which no category has, is left to that test)
+        if flt.categories and all(c.split() == [c] for c in flt.categories):
+            keys = sa.literal_column(CATEGORY_KEYS, ARRAY(sa.Text()))
+            wanted = sorted(set(flt.categories))
+            cats = sa.cast(sa.bindparam("cats", wanted, type_=ARRAY(sa.Text())), ARRAY(sa.Text()))
+            conds.append(keys.op("&&", return_type=sa.Boolean)(cats))
         try:
             with self._reads.connect() as conn:
                 return self._ranked(conn, compiled, conds, limit, after)
@@ -350,8 +365,8 @@ class PostgresStorage(SqlStorage):
 
     def _newest_matches(self, where: str, top: int, wanted: int) -> str:
         """SQL of the pks of the newest ``wanted`` papers that satisfy ``where`` (SQL over
-        ``papers``), searched in windows of pks that grow backwards from the newest paper
-        (``RANK_WINDOWS``, then the rest) until enough are found.
+        ``papers``), searched in windows that grow backwards from the newest paper
+        (``WINDOW_BLOCKS`` blocks of ``PK_BLOCK`` pks each, then the rest) until enough are found.
 
         One statement: ``(window 1 ORDER BY pk DESC LIMIT n) UNION ALL (window 2 …) …`` under
         ``LIMIT n``. An ``Append`` runs its branches in order and the ``LIMIT`` stops it as soon
@@ -360,52 +375,50 @@ class PostgresStorage(SqlStorage):
         branches side by side). The windows return pks only: the candidates' rows (their
         tsvectors) are read once, for the ranking.
 
-        A window starts at a block of ``PK_BLOCK`` pks: ``pk / PK_BLOCK >= b`` and ``tsv @@
-        query`` are two keys of one GIN index (migration 0007), so the index reads each word's
-        posting list only from the window on and the heap only the window's matches, whether
-        the words are common or rare. Its upper end (where the previous window began) is a plain
-        filter, ``pk + 0 < hi``: as an index key it would make the GIN scan collect every pk below
-        it. The last window (the rest) reads the posting lists whole: only a query with few
-        matches gets there.
-
-        The block range is not free: the GIN scan collects every pk of it (~0.2 µs each, ~26 ms
-        of CPU for a 128 k window at 1 M papers even when nothing matches), while an AND of
-        rarer words reads its posting lists with skipping in a few ms. So the first
-        ``HEAD_WINDOWS`` windows are a materialized ``head``: when it holds so few matches that
-        the corpus should hold at most ``PLAIN_MAX``, the rest below it is read at once from the
-        posting lists; otherwise the wider windows follow. Both tails are branches behind a
-        one-time filter on ``count(*)`` of the head, so the one not taken costs nothing; either
-        way the candidates are the newest ``wanted`` matches."""
-
-        def window(lo_block: int, hi: int | None, gate: str = "") -> str:
-            sql = f"SELECT papers.pk FROM papers WHERE {where}"
-            if hi is not None:
-                sql += f" AND papers.pk + 0 < {hi}"
-            if lo_block > 0:
-                sql += f" AND (papers.pk / {PK_BLOCK}) >= {lo_block}"  # as in the index
-            return f"({sql}{gate} ORDER BY papers.pk DESC LIMIT {wanted})"
-
-        starts: list[int] = []  # first block of each window; the rest (0) last
-        for width in RANK_WINDOWS:
-            first = max(0, (top - width) // PK_BLOCK)
-            if first <= 0:
+        A window is a list of blocks, ``pk / PK_BLOCK = ANY(ARRAY[…])``: the block, the words
+        of the query, the category keys and the author trigrams are keys of one GIN index
+        (migration 0009), and a bitmap scan runs one index scan per block, each the AND of its
+        keys' posting lists with skipping. So a window costs about its matches (a few hundred
+        microseconds per block besides), not its width: a range of blocks as one key made the
+        GIN scan collect every pk of the range (~0.2 µs each, ~26 ms for 128 k papers), and a
+        filter that was not in the index (a category) was checked row by row. The windows sort
+        by ``pk + 0``: ordered by the primary key the planner could walk it backwards testing
+        every row, which for a narrow filter was the whole corpus. The rest (no block key)
+        reads the posting lists whole: only a query with few matches gets there."""
+        windows: list[list[int]] = []
+        block = top // PK_BLOCK
+        for width in WINDOW_BLOCKS:
+            if block < 0:
                 break
-            starts.append(first)
-        ends: list[int | None] = [None] + [b * PK_BLOCK for b in starts]
-        if len(starts) <= HEAD_WINDOWS:
-            branches = [window(b, hi) for b, hi in zip([*starts, 0], ends, strict=True)]
+            windows.append(list(range(block, max(block - width, -1), -1)))
+            block -= width
+
+        def branch(cond: str, gate: str = "") -> str:
+            return (
+                f"(SELECT papers.pk FROM papers WHERE {where} AND {cond}{gate} "
+                f"ORDER BY papers.pk + 0 DESC LIMIT {wanted})"
+            )
+
+        def blocks(w: list[int]) -> str:
+            return f"(papers.pk / {PK_BLOCK}) = ANY(ARRAY[{','.join(map(str, w))}])"
+
+        def below(b: int) -> str:
+            return f"papers.pk + 0 < {(b + 1) * PK_BLOCK}"
+
+        if len(windows) <= HEAD_WINDOWS or block < 0:  # a small corpus: every window, in turn
+            branches = [branch(blocks(w)) for w in windows]
+            if block >= 0:
+                branches.append(branch(below(block)))
             return f"SELECT pk FROM ({' UNION ALL '.join(branches)}) AS windows LIMIT {wanted}"
-        head = " UNION ALL ".join(window(starts[i], ends[i]) for i in range(HEAD_WINDOWS))
-        head_end = ends[HEAD_WINDOWS]
-        assert head_end is not None
+        head = " UNION ALL ".join(branch(blocks(w)) for w in windows[:HEAD_WINDOWS])
+        head_end = windows[HEAD_WINDOWS - 1][-1] * PK_BLOCK  # the first pk of the head
         # as many matches in the head as this means a corpus-wide count of about PLAIN_MAX
-        sparse = max(0, PLAIN_MAX * (top - head_end) // top)
+        sparse = max(0, PLAIN_MAX * (top - head_end) // max(top, 1))
         few = f" AND (SELECT count(*) FROM head) <= {sparse}"
         many = f" AND (SELECT count(*) FROM head) > {sparse}"
-        tail = [window(0, head_end, few)]
-        later = zip(starts[HEAD_WINDOWS:], ends[HEAD_WINDOWS:-1], strict=True)
-        tail += [window(b, hi, many) for b, hi in later]
-        tail.append(window(0, ends[-1], many))
+        tail = [branch(below(windows[HEAD_WINDOWS - 1][-1] - 1), few)]
+        tail += [branch(blocks(w), many) for w in windows[HEAD_WINDOWS:]]
+        tail.append(branch(below(block), many))
         return (
             f"WITH head AS MATERIALIZED (SELECT pk FROM ({head}) AS h LIMIT {wanted}) "
             f"SELECT pk FROM ((SELECT pk FROM head) UNION ALL {' UNION ALL '.join(tail)}) "

@@ -681,14 +681,11 @@ class SqlStorage:
         c = papers.c
         conds: list[sa.ColumnElement[bool]] = []
         if flt.categories:
-            conds.append(
-                sa.or_(
-                    *[
-                        c.categories.like(f"% {cat}%" if "." not in cat else f"% {cat} %")
-                        for cat in flt.categories
-                    ]
-                )
-            )
+            # "cs.LG": that category; "cs": the archive (cs.LG, cs.CV, … and "cs" itself), on a
+            # category boundary: not "csX" (PostgreSQL's search index keys them the same way)
+            likes = [f"% {cat} %" for cat in flt.categories]
+            likes += [f"% {cat}.%" for cat in flt.categories if "." not in cat]
+            conds.append(sa.or_(*[c.categories.like(p) for p in likes]))
         if flt.authors:
             conds.append(
                 sa.or_(
