@@ -143,7 +143,7 @@ def main() -> None:
         )
         papers_n = eng.stats()["papers"]
         index = eng.storage.keyword_index  # type: ignore[attr-defined]
-        split = getattr(index, "split_searches", None)
+        split = getattr(index, "split_searches", None), getattr(index, "split_declined", None)
         rss = rss_mib()
         eng.close()
     print(f"machine: {describe_host()}; load average {os.getloadavg()[0]:.1f}")
@@ -155,7 +155,7 @@ def main() -> None:
     print(f"  + operators (scale.QUERIES): {every_cpu}")
     print(f"  sort=date, every match newest first (host.KEYWORD_QUERIES): {newest}")
     print(f"    its CPU time: {newest_cpu}")
-    print(f"  searches run as two halves: {split}")
+    print(f"  searches run as two halves: {split[0]}, not split as every core was busy: {split[1]}")
     print("  median wall / CPU ms per query (+ operators run):")
     for q in QUERIES:
         calls = sorted(c for a, c in zip(asked, by_call, strict=True) if a == q)

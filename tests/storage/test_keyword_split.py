@@ -320,3 +320,40 @@ def test_an_older_release_writing_the_index_is_waited_for(tmp_path: Path) -> Non
     (s,) = opened
     assert findable(s, 10)
     s.close()
+
+
+FORKED = """
+import os, sys
+from paperradar.querylang import parse_query
+from paperradar.storage import PaperFilter
+from paperradar.storage.sqlite import SqliteStorage
+s = SqliteStorage("sqlite:///" + sys.argv[1])
+index = s.keyword_index
+index.split_min_docs, index.split_below_running = 1, 10**9
+def search():
+    q = parse_query("cancer cells")
+    return [h.id for h in s.keyword_search(q, PaperFilter(), limit=5, require_all=True)]
+before = search()
+pid = os.fork()
+if pid == 0:  # the split thread of the parent is not in the child
+    os._exit(0 if search() == before and index.split_searches == 2 else 1)
+_, status = os.waitpid(pid, 0)
+print(index.split_searches, os.waitstatus_to_exitcode(status))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork")
+def test_a_forked_process_splits_on_a_thread_of_its_own(tmp_path: Path) -> None:
+    db = tmp_path / "kw.db"
+    s = SqliteStorage(f"sqlite:///{db}")
+    s.write_papers([paper(i) for i in range(40)])
+    s.close()
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(FORKED), str(db)],
+        env={**os.environ, "PYTHONPATH": SRC},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert done.stdout.split() == ["1", "0"]

@@ -4,9 +4,10 @@ FTS5's ``bm25()`` scores every row that matches and reads its length from ``%_do
 common word at 1,000,000 papers cost hundreds of milliseconds. tantivy scores every match too
 (``Searcher.search`` of tantivy-py 0.27 collects through a ``MultiCollector``, which never takes
 tantivy's block-max WAND path: the best 1 costs what counting every match costs), but in Rust
-over compressed postings: ~15 ms for two words that are each in 40-85 % of 1 M papers, 1-9 ms
+over compressed postings: ~15-20 ms for two words that are each in 40-85 % of 1 M papers, 1-9 ms
 for everything else (``benchmarks/keyword_scale.py``: keyword p95 in README). tantivy-py releases
-the GIL while it searches.
+the GIL while it searches, so such a search runs as two halves on two threads when a core is
+idle (``KeywordIndex._halves``): the same page, in ~0.7 of the time, for ~1.4 times the CPU.
 
 Layout: the folder ``<db>.keywords`` (an in-memory database gets an in-memory index). Fields:
 
@@ -18,7 +19,12 @@ Layout: the folder ``<db>.keywords`` (an in-memory database gets an in-memory in
 * filters as exact terms or numbers: ``cat`` (every category and its ``.``/``-`` prefixes, lower
   case), ``src``, ``pid`` (canonical id), ``pub`` (published, epoch seconds), ``seen``
   (published, else first seen);
+* ``part`` ("0" or "1"): the half of the papers a split search scores (blocks of 4,096 pks
+  alternate);
 * ``pk`` (the papers row) and one meta document (pk 0) holding ``seq`` and ``maxpk``.
+
+An index of another layout (a release before a field was added) is rebuilt from ``papers`` when
+it is opened, once any process of the older release has let go of its writer.
 
 Consistency. The write path (``SqliteStorage._fts_insert``/``_fts_delete``) appends the touched
 pks to ``keyword_changes`` inside the papers transaction; the index applies them in ``seq`` order
@@ -363,8 +369,10 @@ class KeywordIndex:
         self.part_shift = PART_SHIFT
         self.split_min_docs = SPLIT_MIN_DOCS
         self.split_below_running = _cores()  # split while fewer tasks than this are running
-        self.split_searches = 0  # searches that ran as two halves (benchmarks report it)
+        self.split_searches = 0  # searches that ran as two halves (benchmarks report them)
+        self.split_declined = 0  # searches that would have, but found every core busy
         self._split_pool: ThreadPoolExecutor | None = None
+        self._split_pid = 0  # the process whose thread that pool has (a fork has none)
         self._split_busy = threading.Lock()
         self._discarded = "missing"  # why a folder without an index has none (for the log)
         self._index = self._open()
@@ -827,6 +835,7 @@ class KeywordIndex:
         if min(searcher.doc_freq(field, w) for field, w in words) < self.split_min_docs:
             return None
         if _running() >= self.split_below_running:
+            self.split_declined += 1
             return None
         halves = []
         for part in _PARTS:
@@ -853,8 +862,9 @@ class KeywordIndex:
         if halves is None or not self._split_busy.acquire(blocking=False):
             return [_hits(searcher, query, depth)]
         try:
-            if self._split_pool is None:
+            if self._split_pool is None or self._split_pid != os.getpid():
                 self._split_pool = ThreadPoolExecutor(1, thread_name_prefix="keyword-split")
+                self._split_pid = os.getpid()
             other = self._split_pool.submit(_hits, searcher, halves[1], depth)
             try:
                 first = _hits(searcher, halves[0], depth)
