@@ -821,7 +821,7 @@ class KeywordIndex:
         postings), and a core is idle now (on a busy machine the halves cost ~1.5 times the
         whole and gain nothing).
 
-        A half costs ~0.75 of the whole, not 0.5: the intersection seeks the part's postings for
+        A half costs ~0.7 of the whole, not 0.5: the intersection seeks the part's postings for
         every match it finds. The part clause scores 0 (a boost of 0), so a match's score is
         its score in the whole: ``x + 0.0 == x`` exactly, and tantivy sums an intersection's
         scores in the order of its clauses' sizes, which the added clause may change -- harmless
