@@ -330,14 +330,15 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
-def _running() -> int:
-    """Tasks running or runnable on the machine now, this one included (``/proc/loadavg``);
-    0 where that is not known."""
+def _busy() -> tuple[float, int]:
+    """The load average of the last minute and the tasks running or runnable now, this one
+    included (``/proc/loadavg``); 0 for what is not known."""
     try:
         with open("/proc/loadavg", "rb") as fh:
-            return int(fh.read().split()[3].split(b"/")[0])
+            fields = fh.read().split()
+        return float(fields[0]), int(fields[3].split(b"/")[0])
     except (OSError, ValueError, IndexError):
-        return 0
+        return 0.0, 0
 
 
 def _hits(searcher: tantivy.Searcher, query: tantivy.Query, depth: int) -> list[tuple[float, int]]:
@@ -368,7 +369,8 @@ class KeywordIndex:
         self._idle_thread: threading.Thread | None = None
         self.part_shift = PART_SHIFT
         self.split_min_docs = SPLIT_MIN_DOCS
-        self.split_below_running = _cores()  # split while fewer tasks than this are running
+        # split while fewer tasks than this run now, and ran in the last minute (less 0.5)
+        self.split_below_running = _cores()
         self.split_searches = 0  # searches that ran as two halves (benchmarks report them)
         self.split_declined = 0  # searches that would have, but found every core busy
         self._split_pool: ThreadPoolExecutor | None = None
@@ -818,8 +820,9 @@ class KeywordIndex:
         each (the ``part`` field), with the same scores -- when that pays: every word that each
         match holds is in ``split_min_docs`` papers or more, and something is looked up for
         each of them (a second word or clause; one word alone is a cheap walk down its
-        postings), and a core is idle now (on a busy machine the halves cost ~1.5 times the
-        whole and gain nothing).
+        postings), and a core is idle: now, and in the last minute's load average (a busy
+        machine runs the halves one after the other, at ~1.5 times the whole's CPU; a neighbour
+        that runs now and then takes the core back within a search).
 
         A half costs ~0.7 of the whole, not 0.5: the intersection seeks the part's postings for
         every match it finds. The part clause scores 0 (a boost of 0), so a match's score is
@@ -834,7 +837,8 @@ class KeywordIndex:
             return None
         if min(searcher.doc_freq(field, w) for field, w in words) < self.split_min_docs:
             return None
-        if _running() >= self.split_below_running:
+        load, running = _busy()
+        if running >= self.split_below_running or load >= self.split_below_running - 0.5:
             self.split_declined += 1
             return None
         halves = []
