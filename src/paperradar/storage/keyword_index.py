@@ -421,7 +421,10 @@ class KeywordIndex:
             try:
                 writer = old.writer(WRITER_HEAP, 1)
             except ValueError as exc:
-                if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
+                if "lock" not in str(exc).lower():
+                    return
+                if time.monotonic() >= deadline:
+                    log.warning("another process still writes %s: rebuilding it anyway", self.path)
                     return
                 time.sleep(0.05)
             else:
