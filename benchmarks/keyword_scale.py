@@ -69,16 +69,27 @@ def load(url: str, corpus: Path) -> int:
     return n
 
 
-def timed_cpu(fn: Callable[[], Any], n: int) -> tuple[dict[str, float], dict[str, float]]:
-    """Percentiles of wall time and of this thread's CPU time over ``n`` calls, in ms. On a
-    shared machine the wall time includes waiting for a core; the CPU time does not."""
-    wall, cpu = [], []
+Timed = tuple[dict[str, float], dict[str, float], dict[str, float]]
+
+
+def timed_cpu(
+    fn: Callable[[], Any], n: int, per_call: list[tuple[float, float, float]] | None = None
+) -> Timed:
+    """Percentiles over ``n`` calls, in ms, of the wall time, this thread's CPU time and this
+    process's CPU time. On a shared machine the wall time includes waiting for a core; the CPU
+    times do not. A search split in two halves runs one on this thread and one on another:
+    this thread's CPU time is then what it would take with a second core idle (the halves are
+    about equal), the process's what it costs in all."""
+    wall, own, cpu = [], [], []
     for _ in range(n):
-        t, c = time.perf_counter(), time.thread_time()
+        t, o, c = time.perf_counter(), time.thread_time(), time.process_time()
         fn()
-        cpu.append((time.thread_time() - c) * 1000)
+        cpu.append((time.process_time() - c) * 1000)
+        own.append((time.thread_time() - o) * 1000)
         wall.append((time.perf_counter() - t) * 1000)
-    return percentiles(wall), percentiles(cpu)
+        if per_call is not None:
+            per_call.append((wall[-1], own[-1], cpu[-1]))
+    return percentiles(wall), percentiles(own), percentiles(cpu)
 
 
 def rss_mib() -> int:
@@ -97,6 +108,13 @@ def main() -> None:
     ap.add_argument("--keep", type=Path, help="the database file (reused when it exists)")
     ap.add_argument("--rebuild", action="store_true", help="build the keyword index again")
     ap.add_argument("--queries", type=int, default=300)
+    ap.add_argument(
+        "--split",
+        choices=["auto", "always", "never"],
+        default="auto",
+        help="searches of common words as two halves on two threads: when a core is idle "
+        "(auto), however busy the machine is (always: their CPU cost), or never",
+    )
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="paperradar-kw-") as tmp:
         db = args.keep or Path(tmp) / "kw.db"
@@ -117,32 +135,53 @@ def main() -> None:
                 f"keyword index built: {n:,} papers in {wall:.0f} s = {n / wall:,.0f} papers/s "
                 f"(process CPU {cpu:.0f} s = {n / cpu:,.0f} papers per CPU-second)"
             )
+        index = eng.storage.keyword_index  # type: ignore[attr-defined]
+        if args.split == "always":
+            index.split_below_running = 1 << 30
+        elif args.split == "never":
+            index.split_min_docs = 1 << 62
         eng.search("warm up", mode="keyword")
         rng = random.Random(1)
         for q in QUERIES:
             eng.search(q, mode="keyword", limit=20)
-        plain, plain_cpu = timed_cpu(
+        plain, plain_own, plain_cpu = timed_cpu(
             lambda: eng.search(rng.choice(QUERIES[:14]), mode="keyword"), args.queries
         )
-        every, every_cpu = timed_cpu(
-            lambda: eng.search(rng.choice(QUERIES), mode="keyword"), args.queries
-        )
-        newest, newest_cpu = timed_cpu(
+        asked: list[str] = []
+        by_call: list[tuple[float, float, float]] = []
+
+        def one() -> None:
+            asked.append(rng.choice(QUERIES))
+            eng.search(asked[-1], mode="keyword")
+
+        every, every_own, every_cpu = timed_cpu(one, args.queries, by_call)
+        newest, _, newest_cpu = timed_cpu(
             lambda: eng.search(rng.choice(QUERIES[:14]), mode="keyword", sort="date"),
             args.queries // 3,
         )
         papers_n = eng.stats()["papers"]
+        split = getattr(index, "split_searches", None), getattr(index, "split_declined", None)
         rss = rss_mib()
         eng.close()
     print(f"machine: {describe_host()}; load average {os.getloadavg()[0]:.1f}")
     print(f"{papers_n:,} papers; keyword search (Engine.search, limit 20):")
     print(f"  host.KEYWORD_QUERIES       : {plain}")
     print(f"  + operators (scale.QUERIES): {every}")
-    print("  the same queries' CPU time (this thread: what an idle core would take; ms):")
+    print("  the same queries' CPU time on this thread (with a second core idle; ms):")
+    print(f"  host.KEYWORD_QUERIES       : {plain_own}")
+    print(f"  + operators (scale.QUERIES): {every_own}")
+    print("  the same queries' CPU time in this process (every thread: the cost; ms):")
     print(f"  host.KEYWORD_QUERIES       : {plain_cpu}")
     print(f"  + operators (scale.QUERIES): {every_cpu}")
     print(f"  sort=date, every match newest first (host.KEYWORD_QUERIES): {newest}")
     print(f"    its CPU time: {newest_cpu}")
+    print(f"  searches run as two halves: {split[0]}, not split as every core was busy: {split[1]}")
+    print("  median ms per query, wall / this thread's CPU / the process's CPU (+ operators run):")
+    for q in QUERIES:
+        calls = [c for a, c in zip(asked, by_call, strict=True) if a == q]
+        if calls:
+            w, o, c = (sorted(x)[len(calls) // 2] for x in zip(*calls, strict=True))
+            print(f"    {q!r:42} {w:6.1f} / {o:6.1f} / {c:6.1f}  ({len(calls)} runs)")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
     print(f"resident memory after the queries {rss} MiB, peak {peak} MiB")
 

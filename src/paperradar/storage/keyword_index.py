@@ -4,9 +4,10 @@ FTS5's ``bm25()`` scores every row that matches and reads its length from ``%_do
 common word at 1,000,000 papers cost hundreds of milliseconds. tantivy scores every match too
 (``Searcher.search`` of tantivy-py 0.27 collects through a ``MultiCollector``, which never takes
 tantivy's block-max WAND path: the best 1 costs what counting every match costs), but in Rust
-over compressed postings: ~15 ms for two words that are each in 40-85 % of 1 M papers, 1-9 ms
+over compressed postings: ~15-20 ms for two words that are each in 40-85 % of 1 M papers, 1-9 ms
 for everything else (``benchmarks/keyword_scale.py``: keyword p95 in README). tantivy-py releases
-the GIL while it searches.
+the GIL while it searches, so such a search runs as two halves on two threads when a core is
+idle (``KeywordIndex._halves``): the same page, in ~0.7 of the time, for ~1.4 times the CPU.
 
 Layout: the folder ``<db>.keywords`` (an in-memory database gets an in-memory index). Fields:
 
@@ -18,7 +19,12 @@ Layout: the folder ``<db>.keywords`` (an in-memory database gets an in-memory in
 * filters as exact terms or numbers: ``cat`` (every category and its ``.``/``-`` prefixes, lower
   case), ``src``, ``pid`` (canonical id), ``pub`` (published, epoch seconds), ``seen``
   (published, else first seen);
+* ``part`` ("0" or "1"): the half of the papers a split search scores (blocks of 4,096 pks
+  alternate);
 * ``pk`` (the papers row) and one meta document (pk 0) holding ``seq`` and ``maxpk``.
+
+An index of another layout (a release before a field was added) is rebuilt from ``papers`` when
+it is opened, once any process of the older release has let go of its writer.
 
 Consistency. The write path (``SqliteStorage._fts_insert``/``_fts_delete``) appends the touched
 pks to ``keyword_changes`` inside the papers transaction; the index applies them in ``seq`` order
@@ -41,6 +47,8 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -74,6 +82,14 @@ FIRST_DEPTH = 64
 # as many, then all (see ``newest``).
 LISTING_WINDOW = 20_000
 META_PK = 0
+# The two parts of the papers that an expensive search runs on in parallel (see ``search``):
+# blocks of 2**PART_SHIFT pks alternate between them, so that in every segment (documents in pk
+# order) each part is long runs of doc ids that an intersection skips whole.
+PART_SHIFT = 12
+_PARTS = ("0", "1")
+# A search is split when every word of its intersection is in at least this many papers (below
+# it the whole costs under ~8 ms of CPU and halves would not pay for their thread).
+SPLIT_MIN_DOCS = 250_000
 
 
 def index_path_for(database: Path | None) -> Path | None:
@@ -198,7 +214,7 @@ def _schema() -> tantivy.Schema:
     sb.add_integer_field("pk", indexed=True, fast=True)  # i64: Python ints delete by term
     for name in ("all", "title", "authors"):
         sb.add_text_field(name, tokenizer_name=ANALYZER, index_option="position")
-    for name in ("cat", "src", "pid"):
+    for name in ("cat", "src", "pid", "part"):
         sb.add_text_field(name, tokenizer_name="raw", index_option="basic")
     sb.add_integer_field("pub", indexed=True, fast=True)
     sb.add_integer_field("seen", indexed=True, fast=True)
@@ -263,12 +279,13 @@ def _stored_epoch(value: str) -> int:
     return int(datetime.fromisoformat(value).replace(tzinfo=UTC).timestamp())
 
 
-def _document(row: Sequence[Any], text: Callable[[str], str]) -> tantivy.Document:
+def _document(row: Sequence[Any], text: Callable[[str], str], part_shift: int) -> tantivy.Document:
     pk, pid, title, abstract, names, categories, sources, published, first_seen = row
     title = text(title)
     names = text(names)
     doc = tantivy.Document()
     doc.add_integer("pk", pk)
+    doc.add_text("part", _PARTS[pk >> part_shift & 1])
     # Three values of one field: one length for BM25, and a phrase never spans two of them.
     doc.add_text("all", title)
     doc.add_text("all", text(abstract))
@@ -298,6 +315,37 @@ class _Plan:
     query: tantivy.Query
     abstract_phrases: tuple[tuple[str, ...], ...]  # ``abstract:`` terms, checked on the text
     authors: tuple[str, ...]  # substring filters checked in SQL
+    # (field, term) of every word that each match holds (what an intersection walks)
+    required_words: tuple[tuple[str, str], ...] = ()
+    scored: int = 0  # clauses of ``query`` that score (the others are filters and exclusions)
+    # ``query``'s clauses when they are all required or excluded and at most two of them score
+    # (``_halves`` may add one there); else ``None``
+    flat: tuple[tuple[tantivy.Occur, tantivy.Query], ...] | None = None
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _busy() -> tuple[float, int]:
+    """The load average of the last minute and the tasks running or runnable now, this one
+    included (``/proc/loadavg``); 0 for what is not known."""
+    try:
+        with open("/proc/loadavg", "rb") as fh:
+            fields = fh.read().split()
+        return float(fields[0]), int(fields[3].split(b"/")[0])
+    except (OSError, ValueError, IndexError):
+        return 0.0, 0
+
+
+def _hits(searcher: tantivy.Searcher, query: tantivy.Query, depth: int) -> list[tuple[float, int]]:
+    """(score, pk) of ``query``'s best ``depth`` matches, best first."""
+    hits = searcher.search(query, depth, count=False).hits
+    pks = searcher.fast_field_values("pk", [a for _, a in hits])
+    return [(float(s), int(pk or 0)) for (s, _), pk in zip(hits, pks, strict=True)]
 
 
 class KeywordIndex:
@@ -319,6 +367,16 @@ class KeywordIndex:
         self._pruned_to = 0
         self._used = 0.0  # when the writer was last used
         self._idle_thread: threading.Thread | None = None
+        self.part_shift = PART_SHIFT
+        self.split_min_docs = SPLIT_MIN_DOCS
+        # split while fewer tasks than this run now, and ran in the last minute (less 0.5)
+        self.split_below_running = _cores()
+        self.split_searches = 0  # searches that ran as two halves (benchmarks report them)
+        self.split_declined = 0  # searches that would have, but found every core busy
+        self._split_pool: ThreadPoolExecutor | None = None
+        self._split_pid = 0  # the process whose thread that pool has (a fork has none)
+        self._split_busy = threading.Lock()
+        self._discarded = "missing"  # why a folder without an index has none (for the log)
         self._index = self._open()
         self._checked = False
         self.listing_window = LISTING_WINDOW
@@ -337,9 +395,42 @@ class KeywordIndex:
         try:
             return self._new_index(reuse=True)
         except (ValueError, OSError) as exc:
-            log.warning("the keyword index %s is unreadable (%s): rebuilding it", self.path, exc)
+            if "schema does not match" in str(exc):
+                log.warning("the keyword index %s has an older layout: rebuilding it", self.path)
+                self._wait_for_old_writer()
+                self._discarded = "an older layout"
+            else:
+                log.warning(
+                    "the keyword index %s is unreadable (%s): rebuilding it", self.path, exc
+                )
+                self._discarded = "unreadable"
             self._discard()
             return self._new_index(reuse=True)
+
+    def _wait_for_old_writer(self) -> None:
+        """Wait (LOCK_WAIT_S at most) until no process of an older release writes the index's
+        folder, which goes: that process indexes every change up to the newest before it lets
+        go, and the rebuild reads them all from ``papers`` anyway."""
+        try:
+            old = tantivy.Index.open(str(self.path))
+            old.register_tokenizer(ANALYZER, _index_tokenizer())
+        except (ValueError, OSError):
+            return
+        deadline = time.monotonic() + LOCK_WAIT_S
+        while True:
+            try:
+                writer = old.writer(WRITER_HEAP, 1)
+            except ValueError as exc:
+                if "lock" not in str(exc).lower():
+                    return
+                if time.monotonic() >= deadline:
+                    log.warning("another process still writes %s: rebuilding it anyway", self.path)
+                    return
+                time.sleep(0.05)
+            else:
+                writer.rollback()
+                self._finish(writer)  # frees the lock
+                return
 
     def _discard(self) -> None:
         if self.path is not None:
@@ -366,7 +457,7 @@ class KeywordIndex:
         searcher = self._index.searcher()
         meta = self._meta(searcher)
         if meta is None or meta[0] > head:
-            why = "missing" if meta is None else "from another database"
+            why = self._discarded if meta is None else "from another database"
             self._rebuild(why, count)
             return
         self._catch_up(commit=True)
@@ -420,7 +511,7 @@ class KeywordIndex:
                     if not rows:
                         break
                     for row in rows:
-                        writer.add_document(_document(row, text))
+                        writer.add_document(_document(row, text, self.part_shift))
                     maxpk = rows[-1][0]
                     done += len(rows)
                     if progress is not None:
@@ -570,7 +661,7 @@ class KeywordIndex:
                     chunk = orjson.dumps(pks[start : start + READ_BATCH]).decode()
                     where = "pk IN (SELECT value FROM json_each(?))"
                     for row in _rows(db, where, (chunk,)):
-                        writer.add_document(_document(row, text))
+                        writer.add_document(_document(row, text, self.part_shift))
                 self._pending_maxpk = max(self._pending_maxpk, pks[-1])
                 applied = int(last)
                 self._pending_seq = applied
@@ -678,6 +769,10 @@ class KeywordIndex:
         self._finish(writer)
         if idle is not None:
             idle.join()
+        with self._split_busy:
+            pool, self._split_pool = self._split_pool, None
+        if pool is not None:
+            pool.shutdown()
 
     def search(
         self,
@@ -688,24 +783,28 @@ class KeywordIndex:
         after: Cursor | None,
         require_all: bool,
     ) -> list[tuple[int, float]]:
-        """(pk, score) best first, ties by pk descending, after ``after``."""
+        """(pk, score) best first, ties by pk descending, after ``after``.
+
+        tantivy scores every match (module docstring): two words that are each in most papers
+        cost ~20 ms. Such a search runs as two halves on two threads (``_halves``), each
+        scoring the matches in one part of the papers, and the two lists are merged: every
+        match has the score it has in the whole, so the page is the same."""
         plan = self._plan(query, flt, require_all=require_all)
         if plan is None:
             return []
         self.ensure_current()
         searcher = self._searcher()
+        halves = self._halves(plan, searcher)
         # Not just the page and one more: BM25 ties are common (short texts of common words)
         # and a tie at the cut means searching again, deeper; asking for 21 instead of 64 hits
         # made half the benchmark queries run twice (1 M papers: CPU p95 24 -> 37 ms).
         depth = max(FIRST_DEPTH, 2 * limit)
         while True:
-            hits = searcher.search(plan.query, depth, count=False).hits
-            pks = searcher.fast_field_values("pk", [a for _, a in hits])
-            ranked = sorted(
-                ((float(s), int(pk or 0)) for (s, _), pk in zip(hits, pks, strict=True)),
-                key=lambda t: (-t[0], -t[1]),
-            )
-            exhausted = len(hits) < depth
+            found = self._best(searcher, plan.query, halves, depth)
+            ranked = sorted((hit for hits in found for hit in hits), key=lambda t: (-t[0], -t[1]))
+            # Every match scoring more than ``cut`` is in ``ranked`` (a list cut at ``depth``
+            # may lack ties of its last score, and anything lower); None: every match is.
+            cut = max((hits[-1][0] for hits in found if len(hits) >= depth), default=None)
             if after is not None and isinstance(after.value, float | int):
                 ranked = [
                     (s, pk)
@@ -713,11 +812,75 @@ class KeywordIndex:
                     if s < after.value or (s == after.value and pk < after.pk)
                 ]
             kept = self._verified(plan, ranked)
-            # Every row scoring at least the page's last one has been seen when the deepest hit
-            # scores strictly less (ties at the cut could otherwise be missing).
-            if exhausted or (len(kept) >= limit and ranked and ranked[-1][0] < kept[limit - 1][1]):
+            if cut is None or (len(kept) >= limit and cut < kept[limit - 1][1]):
                 return [(pk, s) for pk, s in kept[:limit]]
             depth *= 4
+
+    def _halves(
+        self, plan: _Plan, searcher: tantivy.Searcher
+    ) -> tuple[tantivy.Query, tantivy.Query] | None:
+        """``plan.query`` as two queries whose matches are its matches in one part of the papers
+        each (the ``part`` field), with the same scores -- when that pays: every word that each
+        match holds is in ``split_min_docs`` papers or more, and something is looked up for
+        each of them (a second word or clause; one word alone is a cheap walk down its
+        postings), and a core is idle: now, and in the last minute's load average (a busy
+        machine runs the halves one after the other, at ~1.5 times the whole's CPU; a neighbour
+        that runs now and then takes the core back within a search).
+
+        A half costs ~0.7 of the whole, not 0.5: the intersection seeks the part's postings for
+        every match it finds. The part clause scores 0 (a boost of 0), so a match's score is
+        its score in the whole: ``x + 0.0 == x`` exactly, and tantivy sums an intersection's
+        scores in the order of its clauses' sizes, which the added clause may change -- harmless
+        when at most two clauses score (``plan.flat``), else the whole query is nested in the
+        half, which adds 0 to its score."""
+        words = plan.required_words
+        if not words or len(words) + plan.scored < 3:
+            return None
+        if searcher.num_docs < 2 * self.split_min_docs:
+            return None
+        if min(searcher.doc_freq(field, w) for field, w in words) < self.split_min_docs:
+            return None
+        load, running = _busy()
+        if running >= self.split_below_running or load >= self.split_below_running - 0.5:
+            self.split_declined += 1
+            return None
+        halves = []
+        for part in _PARTS:
+            only = tantivy.Query.boost_query(
+                tantivy.Query.term_query(self.schema, "part", part), 0.0
+            )
+            if plan.flat is not None:
+                clauses = [*plan.flat, (tantivy.Occur.Must, only)]
+            else:
+                clauses = [(tantivy.Occur.Must, plan.query), (tantivy.Occur.Must, only)]
+            halves.append(tantivy.Query.boolean_query(clauses))
+        return halves[0], halves[1]
+
+    def _best(
+        self,
+        searcher: tantivy.Searcher,
+        query: tantivy.Query,
+        halves: tuple[tantivy.Query, tantivy.Query] | None,
+        depth: int,
+    ) -> list[list[tuple[float, int]]]:
+        """The best ``depth`` matches of ``query`` (one list), or of each half (two lists: one
+        searched on this thread, one on the split thread; tantivy lets go of the GIL). While
+        another search holds the split thread, the whole is searched here."""
+        if halves is None or not self._split_busy.acquire(blocking=False):
+            return [_hits(searcher, query, depth)]
+        try:
+            if self._split_pool is None or self._split_pid != os.getpid():
+                self._split_pool = ThreadPoolExecutor(1, thread_name_prefix="keyword-split")
+                self._split_pid = os.getpid()
+            other = self._split_pool.submit(_hits, searcher, halves[1], depth)
+            try:
+                first = _hits(searcher, halves[0], depth)
+            finally:
+                wait_for([other])
+            self.split_searches += 1
+            return [first, other.result()]
+        finally:
+            self._split_busy.release()
 
     def newest(
         self, query: Query, flt: PaperFilter, *, limit: int, after: Cursor | None
@@ -887,17 +1050,23 @@ class KeywordIndex:
         return [q for q in compiled if q is not None][:MAX_OR_TERMS]
 
     def _plan(self, query: Query, flt: PaperFilter, *, require_all: bool) -> _Plan | None:
+        analyze = self.analyzer.analyze
         required = [q for q in (self._text(p, "all") for p in query.phrases) if q is not None]
+        words = [("all", w) for p in query.phrases for w in analyze(p)]
         abstract: list[tuple[str, ...]] = []
         for ft in query.field_terms:
-            q = self._text(ft.text, "all" if ft.field == "abstract" else ft.field)
+            field = "all" if ft.field == "abstract" else ft.field
+            q = self._text(ft.text, field)
             if q is not None:
                 required.append(q)
+                words += [(field, w) for w in analyze(ft.text)]
                 if ft.field == "abstract":
-                    abstract.append(tuple(self.analyzer.analyze(ft.text)))
+                    abstract.append(tuple(analyze(ft.text)))
         authors = [q for q in (self._text(a, "authors") for a in query.authors) if q is not None]
         if authors:
             required.append(authors[0] if len(authors) == 1 else _should(authors))
+            if len(authors) == 1:
+                words += [("authors", w) for w in analyze(query.authors[0])]
         terms = self._ranking(query)
         if not required and not terms:
             return None
@@ -913,12 +1082,19 @@ class KeywordIndex:
             clauses.append((tantivy.Occur.Must, _should(terms)))
         else:
             clauses += [(occur, q) for q in terms]
+            if require_all:
+                words += [("all", w) for t in ranking_words(query) for w in analyze(t)]
+        scored = len(clauses)
+        flat = scored <= 2 and all(o == tantivy.Occur.Must for o, _ in clauses)
         clauses += [(tantivy.Occur.MustNot, q) for q in excluded]
-        clauses += [(tantivy.Occur.Must, f) for f in filters]
+        clauses += [(tantivy.Occur.Must, f) for f in filters]  # they score 0
         return _Plan(
             tantivy.Query.boolean_query(clauses),
             tuple(abstract),
             tuple(query.authors) + tuple(a for a in flt.authors if a not in query.authors),
+            tuple(dict.fromkeys(words)),
+            scored,
+            tuple(clauses) if flat else None,
         )
 
     def _filters(self, flt: PaperFilter) -> list[tantivy.Query]:
