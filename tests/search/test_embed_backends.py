@@ -15,7 +15,7 @@ import onnxruntime as ort
 import pytest
 
 from paperradar.embed import load_embedder, vector_name
-from paperradar.embed.base import WordPiece, embed_batched, mean_pool
+from paperradar.embed.base import WordPiece, embed_batched, mean_pool, pad, split_windows
 from paperradar.embed.models import (
     MiniLMOnnx,
     MiniLMOpenVINO,
@@ -197,3 +197,53 @@ def test_int8_openvino_model_is_quantized_once_and_stays_close(
 def test_calibration_texts_ship_with_the_package() -> None:
     texts = _calibration_texts()
     assert len(texts) == 300 and all(len(t) > 100 for t in texts)
+
+
+@pytest.mark.parametrize("length", [3, 10, 127, 128, 129, 130, 200, 253, 254, 255, 256])
+def test_windows_cover_each_inner_token_once(length: int) -> None:
+    """A row of up to 128 tokens stays whole; a longer one becomes two windows of exactly 128
+    tokens, each between the row's [CLS] and [SEP], and the tokens pooled (those not skipped)
+    are the row's first 252 inner tokens, each once."""
+    row = [101, *range(1000, 1000 + length - 2), 102]
+    windows, owners, skips = split_windows([[101, 102], row], 128)
+    assert owners[0] == 0 and windows[0] == [101, 102] and skips[0] == 0
+    mine = [(w, s) for w, o, s in zip(windows, owners, skips, strict=True) if o == 1]
+    if length <= 128:
+        assert mine == [(row, 0)]
+        return
+    assert [len(w) for w, _ in mine] == [128, 128]
+    assert all(w[0] == 101 and w[-1] == 102 for w, _ in mine)
+    pooled = [t for w, s in mine for t in w[1 + s : -1]]
+    assert pooled == row[1 : min(length - 1, 253)]
+
+
+def test_windowed_vector_is_the_mean_over_all_tokens(models_dir: Path) -> None:
+    """A text of more than 128 tokens: its vector is the mean of the token vectors of both
+    windows, the shared tokens counted once (computed here window by window); a short text's
+    vector is what the whole text gives. (The float graph: the q8 model's activation ranges
+    depend on what else is in the batch.)"""
+    session = ort.InferenceSession(
+        str(plain_minilm(models_dir)), providers=["CPUExecutionProvider"]
+    )
+
+    def hidden(ids: np.ndarray) -> np.ndarray:  # type: ignore[type-arg]
+        (out,) = session.run(["last_hidden_state"], {"input_ids": ids})
+        return out  # type: ignore[no-any-return]
+
+    def run(enc):  # type: ignore[no-untyped-def]
+        return mean_pool(hidden(enc.ids), enc.pool)
+
+    tok = WordPiece()
+    long_text = " ".join(TEXTS[:4]) * 3  # about 180 tokens
+    (row,) = tok.token_ids([long_text])
+    assert 128 < len(row) < 256
+    got = embed_batched(tok, [long_text, *TEXTS], run, 384, 4, unpadded=True, window=128)
+    whole = embed_batched(tok, [long_text, *TEXTS], run, 384, 4, unpadded=True)
+    short = [i for i, r in enumerate(tok.token_ids(TEXTS), 1) if len(r) <= 128]
+    assert np.allclose(got[short], whole[short], atol=1e-5)
+    windows, _, skips = split_windows([row], 128)
+    total = np.zeros(384, np.float32)
+    for w, skip in zip(windows, skips, strict=True):
+        total += hidden(pad([w]).ids)[0, [0, *range(1 + skip, len(w))]].sum(axis=0)
+    assert float(got[0] @ (total / np.linalg.norm(total))) > 0.99999
+    assert float(got[0] @ whole[0]) > 0.95  # close to the one 180-token pass

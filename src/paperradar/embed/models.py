@@ -112,7 +112,7 @@ class MiniLMOnnx:
         (hidden,) = self._session.run(
             ["last_hidden_state"], {k: v for k, v in feed.items() if k in self._inputs}
         )
-        return mean_pool(hidden, enc.mask)
+        return mean_pool(hidden, enc.pool)
 
     def embed_documents(self, texts: Sequence[str]) -> Matrix:
         return embed_batched(
@@ -233,7 +233,7 @@ class MiniLMNumpy:
                 w[p + "output.LayerNorm.weight"],
                 w[p + "output.LayerNorm.bias"],
             )
-        return mean_pool(x, enc.mask)
+        return mean_pool(x, enc.pool)
 
     def embed_documents(self, texts: Sequence[str]) -> Matrix:
         return embed_batched(self.tokenizer, texts, self._run, self.dim, self.batch_size)
@@ -749,6 +749,7 @@ class MiniLMOpenVINO:
         batch_size: int = 32,
         bf16_only: bool = True,
         max_tokens: int = MINILM_MAX_TOKENS,
+        window: int | None = None,
         ov_config: dict[str, Any] | None = None,
     ) -> None:
         try:
@@ -762,6 +763,7 @@ class MiniLMOpenVINO:
         self.name = name
         self.batch_size = batch_size
         self.workers = threads or _cores()
+        self.window = window
         self.tokenizer = WordPiece(max_length=max_tokens)
         config: dict[str, Any] = {
             "INFERENCE_NUM_THREADS": self.workers,
@@ -794,7 +796,7 @@ class MiniLMOpenVINO:
             request = self._compiled.create_infer_request()
         try:
             hidden = request.infer({"input_ids": enc.ids})[self._output]
-            return mean_pool(hidden, enc.mask)  # before the request (and its buffer) is reused
+            return mean_pool(hidden, enc.pool)  # before the request (and its buffer) is reused
         finally:
             self._requests.put(request)
 
@@ -807,6 +809,7 @@ class MiniLMOpenVINO:
             self.batch_size,
             unpadded=True,
             workers=self.workers,
+            window=self.window,
         )
 
     def embed_query(self, text: str) -> Matrix:
@@ -855,14 +858,17 @@ def _openvino(batch: int, cache_dir: Path, max_tokens: int = MINILM_MAX_TOKENS) 
     )
 
 
-def _openvino_int8(batch: int, cache_dir: Path) -> Embedder:
+def _openvino_int8(batch: int, cache_dir: Path, window: int | None = None) -> Embedder:
     if not _has_amx_bf16():  # checked before the minute of quantizing
         raise FeatureUnavailable("this CPU has no AMX-BF16 unit for the OpenVINO model")
     try:
         path = int8_minilm(cache_dir)
     except OSError as exc:
         raise FeatureUnavailable(f"cannot write the int8 model to {cache_dir}: {exc}") from exc
-    return MiniLMOpenVINO(path, name="all-MiniLM-L6-v2/int8-openvino", batch_size=batch)
+    suffix = "" if window is None else f"-2x{window}"
+    return MiniLMOpenVINO(
+        path, name=f"all-MiniLM-L6-v2/int8-openvino{suffix}", batch_size=batch, window=window
+    )
 
 
 MODELS: dict[str, Callable[[int, Path], Embedder]] = {
@@ -870,6 +876,7 @@ MODELS: dict[str, Callable[[int, Path], Embedder]] = {
     "minilm-bf16": _openvino,
     "minilm-bf16-128": lambda batch, cache: _openvino(batch, cache, max_tokens=128),
     "minilm-int8-ov": _openvino_int8,
+    "minilm-int8-2x128": lambda batch, cache: _openvino_int8(batch, cache, window=128),
     "minilm-q8-128": lambda batch, cache: _q8(batch, cache, max_tokens=128),
     "minilm-onnx": lambda batch, _cache: MiniLMOnnx(batch_size=batch),
     "minilm-fp32": lambda batch, _cache: MiniLMNumpy(batch_size=batch),
@@ -881,6 +888,7 @@ VECTOR_NAMES = {
     "minilm-bf16": "all-MiniLM-L6-v2/bf16-openvino",
     "minilm-bf16-128": "all-MiniLM-L6-v2/bf16-openvino-128",
     "minilm-int8-ov": "all-MiniLM-L6-v2/int8-openvino",
+    "minilm-int8-2x128": "all-MiniLM-L6-v2/int8-openvino-2x128",
     "minilm-q8-128": "all-MiniLM-L6-v2/q8-onnx-128",
     "minilm-onnx": "all-MiniLM-L6-v2/onnx",
     "minilm-fp32": "all-MiniLM-L6-v2/fp32",
