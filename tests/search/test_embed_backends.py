@@ -20,6 +20,7 @@ from paperradar.embed.models import (
     MiniLMOnnx,
     MiniLMOpenVINO,
     _calibration_texts,
+    _cpu_flag,
     _has_amx_bf16,
     default_model,
     int8_minilm,
@@ -112,10 +113,14 @@ def test_openvino_without_amx_is_refused_for_the_automatic_choice(models_dir: Pa
 
 
 def test_default_model_is_chosen_by_what_is_installed(models_dir: Path) -> None:
+    """int8 in two windows with OpenVINO + NNCF on an AMX CPU, bf16 with OpenVINO alone, else
+    the int8 ONNX Runtime model (the default install)."""
     fast = importlib.util.find_spec("openvino") is not None and _has_amx_bf16()
-    assert default_model() == ("minilm-bf16" if fast else "minilm-q8")
+    int8 = fast and importlib.util.find_spec("nncf") is not None and _cpu_flag("amx_int8")
+    expected = "minilm-int8-2x128" if int8 else "minilm-bf16" if fast else "minilm-q8"
+    assert default_model() == expected
     model = load_embedder("default", cache_dir=models_dir)
-    assert model.name == vector_name("default")
+    assert model.name == vector_name("default") == vector_name(expected)
     assert vector_name("minilm-bf16") == "all-MiniLM-L6-v2/bf16-openvino"
     assert vector_name("minilm-q8") == "all-MiniLM-L6-v2/q8-onnx"
 
@@ -190,6 +195,35 @@ def test_int8_openvino_model_is_quantized_once_and_stays_close(
     # Static activation ranges fit text like the calibration abstracts: one word repeated 400
     # times comes out further off (0.66 measured), still a unit vector.
     assert float(cosine.min()) > 0.5
+    query = model.embed_query("heart attack treatment")
+    assert float(query @ got[0]) > float(query @ got[1]) + 0.2
+
+
+@needs_nncf
+def test_int8_in_two_windows_stays_close_to_the_float_model(models_dir: Path) -> None:
+    """``minilm-int8-2x128``: the NNCF int8 graph, texts over 128 tokens in two windows. Its
+    vectors are stored under a name of their own; a text of up to 128 tokens (a query) gives
+    what the int8 model gives without windows; all stay close to the float model's."""
+    model = load_embedder("minilm-int8-2x128", batch_size=3, cache_dir=models_dir)
+    assert isinstance(model, MiniLMOpenVINO) and model.window == 128
+    assert model.name == vector_name("minilm-int8-2x128") == "all-MiniLM-L6-v2/int8-openvino-2x128"
+    assert model.name not in {vector_name(n) for n in ("minilm-int8-ov", "minilm-bf16")}
+    texts = [*TEXTS[:4], " ".join(TEXTS[:4]) * 3, " ".join(TEXTS[:4]) * 6]  # ~180, ~250 tokens
+    got = model.embed_documents(texts)
+    assert got.shape == (len(texts), 384)
+    assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+    whole = load_embedder("minilm-int8-ov", batch_size=3, cache_dir=models_dir).embed_documents(
+        texts
+    )
+    assert float((got[:4] * whole[:4]).sum(axis=1).min()) > 0.999  # short: one window
+    assert float((got[4:] * whole[4:]).sum(axis=1).min()) > 0.9
+    ref = MiniLMOpenVINO(
+        plain_minilm(models_dir),
+        bf16_only=False,
+        window=128,
+        ov_config={"INFERENCE_PRECISION_HINT": "f32"},
+    ).embed_documents(texts)
+    assert float((got * ref).sum(axis=1).min()) > 0.98
     query = model.embed_query("heart attack treatment")
     assert float(query @ got[0]) > float(query @ got[1]) + 0.2
 
