@@ -52,9 +52,9 @@ def normalize_rows(mat: npt.NDArray[Any]) -> Matrix:
 
 def mean_pool(hidden: npt.NDArray[Any], mask: npt.NDArray[Any]) -> Matrix:
     """Mean of the token vectors under the attention mask (sentence-transformers pooling)."""
-    m = mask.astype(np.float32)[:, :, None]
-    summed = (hidden.astype(np.float32) * m).sum(axis=1)
-    pooled: Matrix = (summed / np.clip(m.sum(axis=1), 1e-9, None)).astype(np.float32)
+    m = mask.astype(np.float32)
+    summed = np.matmul(m[:, None, :], hidden.astype(np.float32, copy=False))[:, 0]
+    pooled: Matrix = (summed / np.clip(m.sum(axis=1, keepdims=True), 1e-9, None)).astype(np.float32)
     return pooled
 
 
@@ -93,7 +93,9 @@ class WordPiece:
         self._tok.enable_truncation(max_length=max_length)
 
     def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
-        return [e.ids for e in self._tok.encode_batch([t[:20000] or " " for t in texts])]
+        # encode_batch_fast (tokenizers >= 0.21) skips the character offsets: ~13 % less time
+        encode = getattr(self._tok, "encode_batch_fast", self._tok.encode_batch)
+        return [e.ids for e in encode([t[:20000] or " " for t in texts])]
 
 
 def pad(rows: Sequence[Sequence[int]]) -> Encoded:
