@@ -734,7 +734,8 @@ class MiniLMOpenVINO:
     """all-MiniLM-L6-v2 on OpenVINO (optional: ``pip install paperradar[openvino]``) in
     bfloat16 on the CPU's AMX matrix units, from :func:`plain_minilm`.
 
-    ``threads`` batches run side by side, one OpenVINO stream of one thread each. With
+    ``threads`` batches run side by side, one OpenVINO stream of one thread each. ``window``:
+    texts longer than that many tokens run as two windows (see ``embed_batched``). With
     ``bf16_only`` (the automatic choice) a CPU without AMX-BF16, where OpenVINO would compute in
     float32 and be slower than the int8 ONNX Runtime model, raises FeatureUnavailable."""
 
