@@ -5,12 +5,12 @@ from __future__ import annotations
 import contextlib
 import importlib.metadata
 import importlib.util
+import io
 import json
 import logging
 import os
 import queue
 import struct
-import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -706,8 +706,9 @@ def int8_minilm(cache_dir: Path) -> Path:
         nncf_log.setLevel(logging.ERROR)
         log.info("quantizing the embedding model to int8 (once, about a minute)")
         try:
-            # NNCF draws progress bars on stdout, which carries JSON output: to stderr instead
-            with contextlib.redirect_stdout(sys.stderr):
+            # NNCF draws progress bars on stdout, which carries JSON output, and stderr carries
+            # what commands report first (`demo`: the URL): the bars go nowhere
+            with contextlib.redirect_stdout(io.StringIO()):
                 quantized = nncf.quantize(
                     ov.Core().read_model(str(plain)),
                     nncf.Dataset(items),
