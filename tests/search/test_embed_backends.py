@@ -15,11 +15,12 @@ import onnxruntime as ort
 import pytest
 
 from paperradar.embed import load_embedder, vector_name
-from paperradar.embed.base import WordPiece, embed_batched, mean_pool
+from paperradar.embed.base import WordPiece, embed_batched, mean_pool, pad, split_windows
 from paperradar.embed.models import (
     MiniLMOnnx,
     MiniLMOpenVINO,
     _calibration_texts,
+    _cpu_flag,
     _has_amx_bf16,
     default_model,
     int8_minilm,
@@ -112,10 +113,14 @@ def test_openvino_without_amx_is_refused_for_the_automatic_choice(models_dir: Pa
 
 
 def test_default_model_is_chosen_by_what_is_installed(models_dir: Path) -> None:
+    """int8 in two windows with OpenVINO + NNCF on an AMX CPU, bf16 with OpenVINO alone, else
+    the int8 ONNX Runtime model (the default install)."""
     fast = importlib.util.find_spec("openvino") is not None and _has_amx_bf16()
-    assert default_model() == ("minilm-bf16" if fast else "minilm-q8")
+    int8 = fast and importlib.util.find_spec("nncf") is not None and _cpu_flag("amx_int8")
+    expected = "minilm-int8-2x128" if int8 else "minilm-bf16" if fast else "minilm-q8"
+    assert default_model() == expected
     model = load_embedder("default", cache_dir=models_dir)
-    assert model.name == vector_name("default")
+    assert model.name == vector_name("default") == vector_name(expected)
     assert vector_name("minilm-bf16") == "all-MiniLM-L6-v2/bf16-openvino"
     assert vector_name("minilm-q8") == "all-MiniLM-L6-v2/q8-onnx"
 
@@ -194,6 +199,85 @@ def test_int8_openvino_model_is_quantized_once_and_stays_close(
     assert float(query @ got[0]) > float(query @ got[1]) + 0.2
 
 
+@needs_nncf
+def test_int8_in_two_windows_stays_close_to_the_float_model(models_dir: Path) -> None:
+    """``minilm-int8-2x128``: the NNCF int8 graph, texts over 128 tokens in two windows. Its
+    vectors are stored under a name of their own; a text of up to 128 tokens (a query) gives
+    what the int8 model gives without windows; all stay close to the float model's."""
+    model = load_embedder("minilm-int8-2x128", batch_size=3, cache_dir=models_dir)
+    assert isinstance(model, MiniLMOpenVINO) and model.window == 128
+    assert model.name == vector_name("minilm-int8-2x128") == "all-MiniLM-L6-v2/int8-openvino-2x128"
+    assert model.name not in {vector_name(n) for n in ("minilm-int8-ov", "minilm-bf16")}
+    texts = [*TEXTS[:4], " ".join(TEXTS[:4]) * 3, " ".join(TEXTS[:4]) * 6]  # ~180, ~250 tokens
+    got = model.embed_documents(texts)
+    assert got.shape == (len(texts), 384)
+    assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+    whole = load_embedder("minilm-int8-ov", batch_size=3, cache_dir=models_dir).embed_documents(
+        texts
+    )
+    assert float((got[:4] * whole[:4]).sum(axis=1).min()) > 0.999  # short: one window
+    assert float((got[4:] * whole[4:]).sum(axis=1).min()) > 0.9
+    ref = MiniLMOpenVINO(
+        plain_minilm(models_dir),
+        bf16_only=False,
+        window=128,
+        ov_config={"INFERENCE_PRECISION_HINT": "f32"},
+    ).embed_documents(texts)
+    assert float((got * ref).sum(axis=1).min()) > 0.98
+    query = model.embed_query("heart attack treatment")
+    assert float(query @ got[0]) > float(query @ got[1]) + 0.2
+
+
 def test_calibration_texts_ship_with_the_package() -> None:
     texts = _calibration_texts()
     assert len(texts) == 300 and all(len(t) > 100 for t in texts)
+
+
+@pytest.mark.parametrize("length", [3, 10, 127, 128, 129, 130, 200, 253, 254, 255, 256])
+def test_windows_cover_each_inner_token_once(length: int) -> None:
+    """A row of up to 128 tokens stays whole; a longer one becomes two windows of exactly 128
+    tokens, each between the row's [CLS] and [SEP], and the tokens pooled (those not skipped)
+    are the row's first 252 inner tokens, each once."""
+    row = [101, *range(1000, 1000 + length - 2), 102]
+    windows, owners, skips = split_windows([[101, 102], row], 128)
+    assert owners[0] == 0 and windows[0] == [101, 102] and skips[0] == 0
+    mine = [(w, s) for w, o, s in zip(windows, owners, skips, strict=True) if o == 1]
+    if length <= 128:
+        assert mine == [(row, 0)]
+        return
+    assert [len(w) for w, _ in mine] == [128, 128]
+    assert all(w[0] == 101 and w[-1] == 102 for w, _ in mine)
+    pooled = [t for w, s in mine for t in w[1 + s : -1]]
+    assert pooled == row[1 : min(length - 1, 253)]
+
+
+def test_windowed_vector_is_the_mean_over_all_tokens(models_dir: Path) -> None:
+    """A text of more than 128 tokens: its vector is the mean of the token vectors of both
+    windows, the shared tokens counted once (computed here window by window); a short text's
+    vector is what the whole text gives. (The float graph: the q8 model's activation ranges
+    depend on what else is in the batch.)"""
+    session = ort.InferenceSession(
+        str(plain_minilm(models_dir)), providers=["CPUExecutionProvider"]
+    )
+
+    def hidden(ids: np.ndarray) -> np.ndarray:  # type: ignore[type-arg]
+        (out,) = session.run(["last_hidden_state"], {"input_ids": ids})
+        return out  # type: ignore[no-any-return]
+
+    def run(enc):  # type: ignore[no-untyped-def]
+        return mean_pool(hidden(enc.ids), enc.pool)
+
+    tok = WordPiece()
+    long_text = " ".join(TEXTS[:4]) * 3  # about 180 tokens
+    (row,) = tok.token_ids([long_text])
+    assert 128 < len(row) < 256
+    got = embed_batched(tok, [long_text, *TEXTS], run, 384, 4, unpadded=True, window=128)
+    whole = embed_batched(tok, [long_text, *TEXTS], run, 384, 4, unpadded=True)
+    short = [i for i, r in enumerate(tok.token_ids(TEXTS), 1) if len(r) <= 128]
+    assert np.allclose(got[short], whole[short], atol=1e-5)
+    windows, _, skips = split_windows([row], 128)
+    total = np.zeros(384, np.float32)
+    for w, skip in zip(windows, skips, strict=True):
+        total += hidden(pad([w]).ids)[0, [0, *range(1 + skip, len(w))]].sum(axis=0)
+    assert float(got[0] @ (total / np.linalg.norm(total))) > 0.99999
+    assert float(got[0] @ whole[0]) > 0.95  # close to the one 180-token pass

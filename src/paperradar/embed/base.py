@@ -21,6 +21,7 @@ __all__ = [
     "mean_pool",
     "normalize_rows",
     "pad",
+    "split_windows",
 ]
 
 Matrix = npt.NDArray[np.float32]
@@ -51,20 +52,23 @@ def normalize_rows(mat: npt.NDArray[Any]) -> Matrix:
 
 def mean_pool(hidden: npt.NDArray[Any], mask: npt.NDArray[Any]) -> Matrix:
     """Mean of the token vectors under the attention mask (sentence-transformers pooling)."""
-    m = mask.astype(np.float32)[:, :, None]
-    summed = (hidden.astype(np.float32) * m).sum(axis=1)
-    pooled: Matrix = (summed / np.clip(m.sum(axis=1), 1e-9, None)).astype(np.float32)
+    m = mask.astype(np.float32)
+    summed = np.matmul(m[:, None, :], hidden.astype(np.float32, copy=False))[:, 0]
+    pooled: Matrix = (summed / np.clip(m.sum(axis=1, keepdims=True), 1e-9, None)).astype(np.float32)
     return pooled
 
 
 class Encoded:
-    """A padded batch of token ids: ``ids``, ``mask`` and ``types`` are int64 (batch, length)."""
+    """A padded batch of token ids: ``ids``, ``mask`` and ``types`` are int64 (batch, length).
+    ``pool`` marks the tokens whose vectors are averaged (``mask`` unless a window leaves out
+    the tokens it shares with the one before, see :func:`split_windows`)."""
 
-    __slots__ = ("ids", "mask", "types")
+    __slots__ = ("ids", "mask", "pool", "types")
 
     def __init__(self, ids: npt.NDArray[np.int64], mask: npt.NDArray[np.int64]) -> None:
         self.ids = ids
         self.mask = mask
+        self.pool = mask
         self.types = np.zeros_like(ids)
 
 
@@ -89,7 +93,9 @@ class WordPiece:
         self._tok.enable_truncation(max_length=max_length)
 
     def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
-        return [e.ids for e in self._tok.encode_batch([t[:20000] or " " for t in texts])]
+        # encode_batch_fast (tokenizers >= 0.21) skips the character offsets: ~13 % less time
+        encode = getattr(self._tok, "encode_batch_fast", self._tok.encode_batch)
+        return [e.ids for e in encode([t[:20000] or " " for t in texts])]
 
 
 def pad(rows: Sequence[Sequence[int]]) -> Encoded:
@@ -111,6 +117,7 @@ def embed_batched(
     *,
     unpadded: bool = False,
     workers: int = 1,
+    window: int | None = None,
 ) -> Matrix:
     """Tokenise once, batch texts of similar length together, run, and restore the order.
 
@@ -118,11 +125,21 @@ def embed_batched(
     neighbour runs alone), for a model that takes no attention mask. ``workers``: batches run on
     that many threads at once (``run`` must be thread-safe; each call should use one core):
     on a busy 2-core machine two single-threaded calls side by side did 1.3-2.7x the work of one
-    call on two threads, whose many small parallel steps each wait for the slower core."""
-    out = np.zeros((len(texts), dim), dtype=np.float32)
+    call on two threads, whose many small parallel steps each wait for the slower core.
+
+    ``window``: a text longer than ``window`` tokens runs as two windows of ``window`` tokens
+    (see :func:`split_windows`) and its vector is the mean of the vectors of all its tokens
+    (each once). Attention costs the square of the length, so two windows of 128 cost less than
+    one of 256, and with every long text cut into windows of one length, batches are full and
+    few batch shapes are ever seen (OpenVINO prepares its kernels for each new one)."""
     if not texts:
-        return out
-    rows = tokenizer.token_ids(texts)
+        return np.zeros((0, dim), dtype=np.float32)
+    rows: Sequence[Sequence[int]] = tokenizer.token_ids(texts)
+    owners = list(range(len(rows)))
+    skips = [0] * len(rows)
+    if window is not None:
+        rows, owners, skips = split_windows(rows, window)
+    out = np.zeros((len(rows), dim), dtype=np.float32)  # one row per window
     order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
     batches: list[list[int]] = []
     for i in order:
@@ -137,7 +154,12 @@ def embed_batched(
             last.append(i)
 
     def one(idx: list[int]) -> None:
-        out[idx] = run(pad([rows[i] for i in idx]))
+        enc = pad([rows[i] for i in idx])
+        if any(skips[i] for i in idx):
+            enc.pool = enc.mask.copy()
+            for j, i in enumerate(idx):
+                enc.pool[j, 1 : 1 + skips[i]] = 0
+        out[idx] = run(enc)
 
     if workers <= 1 or len(batches) <= 1:
         for idx in batches:
@@ -147,4 +169,40 @@ def embed_batched(
         with ThreadPoolExecutor(min(workers, len(batches))) as pool:
             for _ in pool.map(one, batches):
                 pass
-    return normalize_rows(out)
+    if window is None:
+        return normalize_rows(out)
+    # the mean over all of a text's tokens: each window's mean weighted by its pooled tokens
+    weights = np.array([len(r) - k for r, k in zip(rows, skips, strict=True)], dtype=np.float32)
+    pooled = np.zeros((len(texts), dim), dtype=np.float32)
+    np.add.at(pooled, np.array(owners, dtype=np.int64), out * weights[:, None])
+    return normalize_rows(pooled)
+
+
+def split_windows(
+    rows: Sequence[Sequence[int]], window: int
+) -> tuple[list[list[int]], list[int], list[int]]:
+    """Token rows (each ``[CLS] … [SEP]``) cut into windows: a row of at most ``window`` tokens
+    stays whole; a longer one gives two windows of exactly ``window`` tokens, each between the
+    row's own first and last token: the first ``window - 2`` inner tokens, and the last ``window
+    - 2`` of the first ``2 * (window - 2)`` (a longer remainder is dropped: two windows of 128
+    cover 252 of a 256-token row's 254 inner tokens). Returned: the windows, the index of each
+    one's row, and how many of each window's leading inner tokens the window before already has
+    (left out of the mean, so that every token counts once)."""
+    if window < 3:
+        raise ValueError(f"a window holds [CLS], [SEP] and at least one token, not {window}")
+    inner = window - 2
+    pieces: list[list[int]] = []
+    owners: list[int] = []
+    skips: list[int] = []
+    for i, row in enumerate(rows):
+        if len(row) <= window:
+            pieces.append(list(row))
+            owners.append(i)
+            skips.append(0)
+            continue
+        first, body, last = row[0], row[1 : min(len(row) - 1, 1 + 2 * inner)], row[-1]
+        start = len(body) - inner
+        pieces += [[first, *body[:inner], last], [first, *body[start:], last]]
+        owners += [i, i]
+        skips += [0, inner - start]
+    return pieces, owners, skips
