@@ -704,7 +704,7 @@ def int8_minilm(cache_dir: Path) -> Path:
         nncf_log = logging.getLogger("nncf")
         level = nncf_log.level
         nncf_log.setLevel(logging.ERROR)
-        log.info("quantizing the embedding model to int8 (once, about a minute)")
+        log.warning("quantizing the embedding model to int8 (once, about a minute)")
         try:
             # NNCF draws progress bars on stdout, which carries JSON output, and stderr carries
             # what commands report first (`demo`: the URL): the bars go nowhere
