@@ -15,7 +15,6 @@ import unicodedata
 from pathlib import Path
 
 import httpx
-import pexpect
 import pytest
 
 from paperradar.cli import app
@@ -129,29 +128,55 @@ def test_every_seed_paper_comes_out_with_its_full_title_and_abstract(
     assert (again["new"], again["updated"], again["unchanged"]) == (0, 0, 439)
 
 
-def _spawn(tmp_path: Path, *args: str) -> pexpect.spawn:
-    env = {**os.environ, "COLUMNS": "100", "TERM": "xterm"}
-    env.pop("NO_COLOR", None)
-    return pexpect.spawn(
-        sys.executable,
-        ["-m", "paperradar", *args],
-        env=env,
-        cwd=str(tmp_path),
-        timeout=60,
-        encoding="utf-8",
-        dimensions=(24, 100),
+# The pseudo-terminal runs are driven from a fresh interpreter: pexpect forks and runs Python in
+# the child before exec, which is not safe in a process with threads running (this one has the
+# threads of the in-process CLI tests), and a child that dies there shows only an empty EOF.
+_ON_TERMINAL = """
+import json, sys, pexpect
+args, cwd, env, patterns = json.loads(sys.argv[1])
+child = pexpect.spawn(sys.executable, ["-m", "paperradar", *args], env=env, cwd=cwd, timeout=60,
+                      encoding="utf-8", dimensions=(24, 100))
+matched = []
+for pattern in patterns:
+    try:
+        child.expect(pattern)
+        matched.append(True)
+    except (pexpect.EOF, pexpect.TIMEOUT):
+        matched.append(False)
+        break
+child.expect(pexpect.EOF)
+child.close()
+print(json.dumps({"matched": matched, "exitstatus": child.exitstatus,
+                  "signalstatus": child.signalstatus, "tail": (child.before or "")[-2000:]}))
+"""
+
+
+def _on_terminal(
+    tmp_path: Path, args: list[str], patterns: list[str], env: dict[str, str] | None = None
+) -> dict[str, object]:
+    """``paperradar ARGS`` on a pseudo-terminal (100 columns): which of ``patterns`` its output
+    showed, in order, and how it exited."""
+    if env is None:
+        env = {**os.environ, "COLUMNS": "100", "TERM": "xterm"}
+        env.pop("NO_COLOR", None)
+    job = json.dumps([args, str(tmp_path), env, patterns])
+    done = subprocess.run(
+        [sys.executable, "-c", _ON_TERMINAL, job], capture_output=True, text=True, timeout=180
     )
+    assert done.returncode == 0, done.stderr
+    result: dict[str, object] = json.loads(done.stdout.splitlines()[-1])
+    return result
 
 
 def test_ingest_shows_a_progress_bar_on_a_terminal(tmp_path: Path) -> None:
     f = tmp_path / "many.jsonl"
     f.write_bytes(_jsonl([{"title": f"T {i}", "arxiv_id": f"2403.{i:05d}"} for i in range(30000)]))
-    child = _spawn(tmp_path, "--db", str(tmp_path / "t.db"), "ingest", "jsonl", str(f))
-    child.expect(r"jsonl.*records")  # the live bar: label, bar, count
-    child.expect(r"read 30,000\s+new 30,000")
-    child.expect(pexpect.EOF)
-    child.close()
-    assert child.exitstatus == 0
+    got = _on_terminal(
+        tmp_path,
+        ["--db", str(tmp_path / "t.db"), "ingest", "jsonl", str(f)],
+        [r"jsonl.*records", r"read 30,000\s+new 30,000"],  # the live bar, then the summary
+    )
+    assert got["matched"] == [True, True] and got["exitstatus"] == 0, got
 
 
 def test_without_a_terminal_there_is_no_progress_output(tmp_path: Path) -> None:
@@ -247,16 +272,8 @@ def test_demo_without_serving_ingests_the_bundled_corpus_once(tmp_path: Path) ->
 def test_demo_default_database_lives_in_the_data_dir(tmp_path: Path) -> None:
     env = {**os.environ, "PAPERRADAR_DATA_DIR": str(tmp_path / "data")}
     env.pop("PAPERRADAR_DATABASE_URL", None)
-    child = pexpect.spawn(
-        sys.executable,
-        ["-m", "paperradar", "demo", "--port", "0", "--no-serve", "--no-embed"],
-        env=env,
-        timeout=60,
-        encoding="utf-8",
-    )
-    child.expect(pexpect.EOF)
-    child.close()
-    assert child.exitstatus == 0
+    got = _on_terminal(tmp_path, ["demo", "--port", "0", "--no-serve", "--no-embed"], [], env)
+    assert got["exitstatus"] == 0, got
     assert (tmp_path / "data" / "paperradar.db").is_file()
 
 
@@ -302,12 +319,12 @@ def test_snapshot_ingest_shows_a_byte_progress_bar_on_a_terminal(
     head = fixtures_dir / "kaggle_arxiv_snapshot" / "arxiv-metadata-oai-snapshot.head200.jsonl"
     snap = tmp_path / "snapshot.json.gz"
     snap.write_bytes(gzip.compress(head.read_bytes()))
-    child = _spawn(tmp_path, "--db", str(tmp_path / "s.db"), "ingest", "snapshot", str(snap))
-    child.expect(r"snapshot.*kB.*records")  # bytes of the file, with the records so far
-    child.expect(r"read 200\s+new 200")
-    child.expect(pexpect.EOF)
-    child.close()
-    assert child.exitstatus == 0
+    got = _on_terminal(
+        tmp_path,
+        ["--db", str(tmp_path / "s.db"), "ingest", "snapshot", str(snap)],
+        [r"snapshot.*kB.*records", r"read 200\s+new 200"],  # bytes of the file, then the summary
+    )
+    assert got["matched"] == [True, True] and got["exitstatus"] == 0, got
 
 
 def _free_port() -> int:
