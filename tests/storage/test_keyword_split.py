@@ -243,12 +243,12 @@ def findable(s: SqliteStorage, n: int) -> bool:
     return bool(s.keyword_index.info()["papers"] == n)
 
 
-def test_an_index_of_an_older_layout_is_rebuilt_once(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def database_with_an_older_index(tmp_path: Path, n: int) -> tuple[Path, Path]:
+    """A database of ``n`` papers whose keyword index folder holds an empty index of the
+    previous release's layout: the database and the folder."""
     db = tmp_path / "kw.db"
     s = SqliteStorage(f"sqlite:///{db}")
-    s.write_papers([synthetic(i) for i in range(20)])
+    s.write_papers([synthetic(i) for i in range(n)])
     s.close()
     folder = db.with_name(db.name + ".keywords")
     for f in folder.iterdir():
@@ -257,6 +257,13 @@ def test_an_index_of_an_older_layout_is_rebuilt_once(
     w = older_layout_index(folder).writer(15_000_000, 1)
     w.commit()
     w.wait_merging_threads()
+    return db, folder
+
+
+def test_an_index_of_an_older_layout_is_rebuilt_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    db, _ = database_with_an_older_index(tmp_path, 20)
     caplog.set_level(logging.WARNING)
     s = SqliteStorage(f"sqlite:///{db}")
     s.write_papers([synthetic(20)])  # written on the rebuilt index
@@ -283,17 +290,7 @@ sys.stdin.readline()
 def test_an_older_release_writing_the_index_is_waited_for(tmp_path: Path) -> None:
     """A process of the release before holds the old index's writer: the folder goes only once
     it let go (else that process would write on in a folder that is no longer the index)."""
-    db = tmp_path / "kw.db"
-    s = SqliteStorage(f"sqlite:///{db}")
-    s.write_papers([synthetic(i) for i in range(10)])
-    s.close()
-    folder = db.with_name(db.name + ".keywords")
-    for f in folder.iterdir():
-        f.unlink()
-    folder.rmdir()
-    w = older_layout_index(folder).writer(15_000_000, 1)
-    w.commit()
-    w.wait_merging_threads()
+    db, folder = database_with_an_older_index(tmp_path, 10)
     holder = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(HOLD_OLD), str(folder)],
         env={**os.environ, "PYTHONPATH": SRC},
