@@ -22,6 +22,8 @@ from paperradar.embed.models import (
     _calibration_texts,
     _cpu_flag,
     _has_amx_bf16,
+    _has_int8_unit,
+    _has_native_bf16,
     default_model,
     int8_minilm,
     plain_minilm,
@@ -90,10 +92,18 @@ needs_openvino = pytest.mark.skipif(
 
 @needs_openvino
 def test_openvino_model_stays_close_to_onnx_runtime(models_dir: Path) -> None:
-    """bf16 on AMX where the CPU has it; elsewhere the same graph in OpenVINO's float32."""
+    """bf16 on AMX where the CPU has it (``minilm-bf16``); elsewhere the same graph unchecked,
+    in bf16 where the CPU computes it natively (AVX512-BF16), else in float32."""
     amx = _has_amx_bf16()
-    model = MiniLMOpenVINO(plain_minilm(models_dir), batch_size=3, threads=2, bf16_only=amx)
-    assert model.precision == ("bf16" if amx else "f32")
+    bf16 = _has_native_bf16()
+    model = MiniLMOpenVINO(
+        plain_minilm(models_dir),
+        batch_size=3,
+        threads=2,
+        precision="bf16" if amx else None,
+        ov_config={"INFERENCE_PRECISION_HINT": "bf16" if bf16 else "f32"},
+    )
+    assert model.precision == ("bf16" if bf16 else "f32")
     got = model.embed_documents(TEXTS)
     assert got.shape == (len(TEXTS), 384) and np.isfinite(got).all()
     assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
@@ -108,16 +118,22 @@ def test_openvino_model_stays_close_to_onnx_runtime(models_dir: Path) -> None:
 def test_openvino_without_amx_is_refused_for_the_automatic_choice(models_dir: Path) -> None:
     if _has_amx_bf16():
         pytest.skip("this CPU has AMX-BF16")
-    with pytest.raises(FeatureUnavailable, match="AMX"):
+    with pytest.raises(FeatureUnavailable, match="AMX-BF16"):
         MiniLMOpenVINO(plain_minilm(models_dir))
+    with pytest.raises(FeatureUnavailable, match="AMX-BF16"):
+        load_embedder("minilm-bf16", cache_dir=models_dir)
 
 
 def test_default_model_is_chosen_by_what_is_installed(models_dir: Path) -> None:
-    """int8 in two windows with OpenVINO + NNCF on an AMX CPU, bf16 with OpenVINO alone, else
-    the int8 ONNX Runtime model (the default install)."""
-    fast = importlib.util.find_spec("openvino") is not None and _has_amx_bf16()
-    int8 = fast and importlib.util.find_spec("nncf") is not None and _cpu_flag("amx_int8")
-    expected = "minilm-int8-2x128" if int8 else "minilm-bf16" if fast else "minilm-q8"
+    """int8 in two windows with OpenVINO + NNCF on a CPU with an int8 dot-product unit (AMX-INT8,
+    AVX-512 VNNI, AVX-VNNI), else bf16 with OpenVINO on an AMX-BF16 CPU, else the int8 ONNX
+    Runtime model (the default install). The default loads as itself, not as a fallback."""
+    openvino = importlib.util.find_spec("openvino") is not None
+    nncf = importlib.util.find_spec("nncf") is not None
+    vnni = _cpu_flag("avx512_vnni") or _cpu_flag("avx_vnni")
+    int8 = openvino and nncf and (_cpu_flag("amx_int8") or vnni)
+    bf16 = openvino and _has_amx_bf16()
+    expected = "minilm-int8-2x128" if int8 else "minilm-bf16" if bf16 else "minilm-q8"
     assert default_model() == expected
     model = load_embedder("default", cache_dir=models_dir)
     assert model.name == vector_name("default") == vector_name(expected)
@@ -153,7 +169,7 @@ def test_openvino_settings_can_be_overridden(models_dir: Path) -> None:
     model = MiniLMOpenVINO(
         plain_minilm(models_dir),
         threads=1,
-        bf16_only=False,
+        precision=None,
         ov_config={"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"},
     )
     assert model.precision == "f32"
@@ -163,8 +179,8 @@ def test_openvino_settings_can_be_overridden(models_dir: Path) -> None:
 needs_nncf = pytest.mark.skipif(
     importlib.util.find_spec("openvino") is None
     or importlib.util.find_spec("nncf") is None
-    or not _has_amx_bf16(),
-    reason="openvino, nncf or an AMX-BF16 CPU is missing",
+    or not _has_int8_unit(),
+    reason="openvino, nncf or a CPU with an int8 dot-product unit (AMX-INT8, VNNI) is missing",
 )
 
 
@@ -188,7 +204,7 @@ def test_int8_openvino_model_is_quantized_once_and_stays_close(
     assert got.shape == (len(TEXTS), 384) and np.isfinite(got).all()
     assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
     ref = MiniLMOpenVINO(
-        plain_minilm(models_dir), bf16_only=False, ov_config={"INFERENCE_PRECISION_HINT": "f32"}
+        plain_minilm(models_dir), precision=None, ov_config={"INFERENCE_PRECISION_HINT": "f32"}
     ).embed_documents(TEXTS)
     cosine = (got * ref).sum(axis=1)
     assert float(cosine[:4].min()) > 0.98  # sentences
@@ -219,13 +235,41 @@ def test_int8_in_two_windows_stays_close_to_the_float_model(models_dir: Path) ->
     assert float((got[4:] * whole[4:]).sum(axis=1).min()) > 0.9
     ref = MiniLMOpenVINO(
         plain_minilm(models_dir),
-        bf16_only=False,
+        precision=None,
         window=128,
         ov_config={"INFERENCE_PRECISION_HINT": "f32"},
     ).embed_documents(texts)
     assert float((got * ref).sum(axis=1).min()) > 0.98
     query = model.embed_query("heart attack treatment")
     assert float(query @ got[0]) > float(query @ got[1]) + 0.2
+
+
+@needs_nncf
+def test_int8_model_runs_on_the_int8_unit_in_the_cpus_precision(models_dir: Path) -> None:
+    """The int8 model as compiled on this CPU: every matrix product (FullyConnected) runs in
+    int8 by a JIT kernel, not a reference one (AVX-512 VNNI on Zen 4: ``brgemm_avx512_i8``), the
+    rest in bf16 where the CPU computes bf16 natively (AMX-BF16, AVX512-BF16), else in float32."""
+    model = load_embedder("minilm-int8-2x128", batch_size=3, cache_dir=models_dir)
+    assert isinstance(model, MiniLMOpenVINO)
+    assert model.precision == ("bf16" if _has_native_bf16() else "f32")
+    products = [
+        (info["runtimePrecision"].astype(str), info["primitiveType"].astype(str))
+        for info in (op.get_rt_info() for op in model._compiled.get_runtime_model().get_ops())
+        if info["layerType"].astype(str) == "FullyConnected"
+    ]
+    assert products and {p for p, _ in products} <= {"i8", "u8"}, products
+    assert not [k for _, k in products if "ref" in k], products
+
+
+def test_int8_model_is_refused_without_an_int8_unit(models_dir: Path) -> None:
+    """Refused at once, before the minute of quantizing."""
+    if _has_int8_unit():
+        pytest.skip("this CPU has an int8 dot-product unit (AMX-INT8 or VNNI)")
+    before = set(models_dir.glob("all-MiniLM-L6-v2.int8.*"))
+    for name in ("minilm-int8-ov", "minilm-int8-2x128"):
+        with pytest.raises(FeatureUnavailable, match="int8 dot-product unit"):
+            load_embedder(name, cache_dir=models_dir)
+    assert set(models_dir.glob("all-MiniLM-L6-v2.int8.*")) == before
 
 
 def test_calibration_texts_ship_with_the_package() -> None:

@@ -9,11 +9,14 @@ dot product is the cosine similarity. Models (``PAPERRADAR_EMBED_MODEL``):
 - ``minilm-bf16``: the same model in bfloat16 on OpenVINO (extra ``openvino``), for CPUs with
   AMX-BF16.
 - ``minilm-int8-2x128``: the OpenVINO graph quantized statically to int8 by NNCF (extra
-  ``openvino``, CPUs with AMX-INT8), a text over 128 tokens run as two windows of 128 whose
-  token vectors are averaged together (attention costs the square of the length); SciFact
-  nDCG@10 0.660, about 1.5x the abstracts per CPU-second of ``minilm-bf16``.
+  ``openvino``, CPUs with an int8 dot-product unit: AMX-INT8, AVX-512 VNNI or AVX-VNNI; the
+  non-int8 parts in bf16 where the CPU has AMX-BF16 or AVX512-BF16, else f32), a text over 128
+  tokens run as two windows of 128 whose token vectors are averaged together (attention costs
+  the square of the length); SciFact nDCG@10 0.660, about 1.5x the abstracts per CPU-second of
+  ``minilm-bf16`` on AMX, about 1.7x ``minilm-q8`` on an AVX-512 VNNI Zen 4.
 - ``default``: the first of ``minilm-int8-2x128``, ``minilm-bf16``, ``minilm-q8`` whose runtime
-  is installed and that loads (``models.default_model``, ``models.AUTOMATIC``).
+  is installed, whose unit the CPU has (``minilm-bf16``: AMX-BF16) and that loads
+  (``models.default_model``, ``models.AUTOMATIC``).
 - ``minilm-bf16-128``, ``minilm-q8-128``: the same, texts cut at 128 tokens instead of 256
   (about twice as fast; `minilm-bf16-128` scores SciFact train nDCG@10 0.631 against 0.659);
   stored under their own names.

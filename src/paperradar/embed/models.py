@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.metadata
 import importlib.util
 import io
@@ -14,7 +15,7 @@ import struct
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -668,13 +669,14 @@ def int8_minilm(cache_dir: Path) -> Path:
     """:func:`plain_minilm` quantized statically to int8 by NNCF (OpenVINO's quantizer:
     transformer scheme with SmoothQuant and fast bias correction, performance preset, i.e.
     symmetric weights and activations), calibrated on 300 demo abstracts shipped in the package;
-    the matrix products then run on AMX-INT8, the rest in bf16. Measured on SciFact: mean cosine
-    0.997 to the float model, train nDCG@10 0.6617 (float 0.6585), 1.2x the abstracts per
-    CPU-second of ``minilm-bf16`` (the mixed preset: the same quality, no faster). Built once
-    (about a minute on two cores, in the loading process) and cached in ``cache_dir`` as an
-    OpenVINO IR (``.xml`` + ``.bin``) under the plain graph's key, the recipe and the NNCF and
-    OpenVINO versions; files of older recipes there are removed. A cached model is found
-    without importing nncf."""
+    the matrix products then run on the CPU's int8 dot-product unit (AMX-INT8, AVX-512 VNNI or
+    AVX-VNNI), the rest in bf16 or float32 (see :class:`MiniLMOpenVINO`). Measured on SciFact:
+    mean cosine 0.997 to the float model, train nDCG@10 0.6617 (float 0.6585), 1.2x the
+    abstracts per CPU-second of ``minilm-bf16`` on AMX (the mixed preset: the same quality, no
+    faster). Built once (about a minute on two cores, in the loading process) and cached in
+    ``cache_dir`` as an OpenVINO IR (``.xml`` + ``.bin``) under the plain graph's key, the recipe
+    and the NNCF and OpenVINO versions; files of older recipes there are removed. A cached model
+    is found without importing nncf."""
     plain = plain_minilm(cache_dir)
     try:
         nncf_version = importlib.metadata.version("nncf")
@@ -731,14 +733,27 @@ def int8_minilm(cache_dir: Path) -> Path:
     return target
 
 
+Precision = Literal["bf16", "int8"]
+
+
 class MiniLMOpenVINO:
-    """all-MiniLM-L6-v2 on OpenVINO (optional: ``pip install paperradar[openvino]``) in
-    bfloat16 on the CPU's AMX matrix units, from :func:`plain_minilm`.
+    """all-MiniLM-L6-v2 on OpenVINO (optional: ``pip install paperradar[openvino]``), from
+    :func:`plain_minilm` or its int8 version :func:`int8_minilm`.
+
+    ``precision`` says what ``model_path`` is and what it needs of the CPU, checked before
+    anything loads (FeatureUnavailable where the CPU lacks it):
+
+    - ``"bf16"`` (``minilm-bf16``): the float graph in bfloat16 on the AMX-BF16 units. Without
+      AMX, OpenVINO in float32 (32 abstracts/s on a 2-core Zen 4) or even in AVX-512 bf16 (51/s)
+      is no faster than the int8 ONNX Runtime model (50-56/s there), so it is refused.
+    - ``"int8"`` (``minilm-int8-ov``, ``minilm-int8-2x128``): the int8 graph, whose matrix
+      products run on an int8 dot-product unit: AMX-INT8, AVX-512 VNNI or AVX-VNNI; the rest in
+      bfloat16 where the CPU computes it natively (AMX-BF16, AVX512-BF16), else in float32.
+    - ``None``: no check, OpenVINO's own precision (which ``ov_config`` may set).
 
     ``threads`` batches run side by side, one OpenVINO stream of one thread each. ``window``:
-    texts longer than that many tokens run as two windows (see ``embed_batched``). With
-    ``bf16_only`` (the automatic choice) a CPU without AMX-BF16, where OpenVINO would compute in
-    float32 and be slower than the int8 ONNX Runtime model, raises FeatureUnavailable."""
+    texts longer than that many tokens run as two windows (see ``embed_batched``). ``ov_config``
+    is applied last."""
 
     dim = MINILM_DIM
 
@@ -749,7 +764,7 @@ class MiniLMOpenVINO:
         name: str = "all-MiniLM-L6-v2/bf16-openvino",
         threads: int | None = None,
         batch_size: int = 32,
-        bf16_only: bool = True,
+        precision: Precision | None = "bf16",
         max_tokens: int = MINILM_MAX_TOKENS,
         window: int | None = None,
         ov_config: dict[str, Any] | None = None,
@@ -760,8 +775,10 @@ class MiniLMOpenVINO:
             raise FeatureUnavailable(
                 "the 'openvino' package is missing: pip install paperradar[openvino]"
             ) from exc
-        if bf16_only and not _has_amx_bf16():
+        if precision == "bf16" and not _has_amx_bf16():
             raise FeatureUnavailable("this CPU has no AMX-BF16 unit for the OpenVINO model")
+        if precision == "int8":
+            _require_int8_unit()
         self.name = name
         self.batch_size = batch_size
         self.workers = threads or _cores()
@@ -771,8 +788,10 @@ class MiniLMOpenVINO:
             "INFERENCE_NUM_THREADS": self.workers,
             "NUM_STREAMS": self.workers,
         }
-        if bf16_only:
+        if precision == "bf16":
             config["INFERENCE_PRECISION_HINT"] = "bf16"
+        elif precision == "int8":
+            config["INFERENCE_PRECISION_HINT"] = "bf16" if _has_native_bf16() else "f32"
         config.update(ov_config or {})
         try:
             self._compiled = ov.Core().compile_model(str(model_path), "CPU", config)
@@ -819,20 +838,47 @@ class MiniLMOpenVINO:
         return vec
 
 
-def _cpu_flag(flag: str) -> bool:
-    """The CPU has ``flag`` and the kernel lets programs use it (Linux reports the flag)."""
+@functools.cache
+def _cpu_flags() -> frozenset[str]:
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as fh:
             for line in fh:
                 if line.startswith("flags"):
-                    return flag in line.split()
+                    return frozenset(line.split(":", 1)[-1].split())
     except OSError:
         pass
-    return False
+    return frozenset()
+
+
+def _cpu_flag(flag: str) -> bool:
+    """The CPU has ``flag`` and the kernel lets programs use it (Linux reports the flag)."""
+    return flag in _cpu_flags()
 
 
 def _has_amx_bf16() -> bool:
     return _cpu_flag("amx_bf16")
+
+
+def _has_native_bf16() -> bool:
+    """The CPU computes in bfloat16 itself (AMX, or AVX-512 BF16 as on Cooper Lake, Zen 4)."""
+    return _cpu_flag("amx_bf16") or _cpu_flag("avx512_bf16")
+
+
+# The int8 dot-product units (/proc/cpuinfo names): AMX-INT8 (Sapphire Rapids and later), AVX-512
+# VNNI (Cascade Lake, Ice Lake, AMD Zen 4 and later), AVX-VNNI (Alder Lake and later, no AVX-512).
+INT8_UNITS = ("amx_int8", "avx512_vnni", "avx_vnni")
+
+
+def _has_int8_unit() -> bool:
+    return any(_cpu_flag(flag) for flag in INT8_UNITS)
+
+
+def _require_int8_unit() -> None:
+    if not _has_int8_unit():
+        raise FeatureUnavailable(
+            "this CPU has no int8 dot-product unit (AMX-INT8, AVX-512 VNNI or AVX-VNNI) for the "
+            "int8 model"
+        )
 
 
 def _q8(batch: int, cache_dir: Path, max_tokens: int = MINILM_MAX_TOKENS) -> Embedder:
@@ -861,15 +907,18 @@ def _openvino(batch: int, cache_dir: Path, max_tokens: int = MINILM_MAX_TOKENS) 
 
 
 def _openvino_int8(batch: int, cache_dir: Path, window: int | None = None) -> Embedder:
-    if not (_has_amx_bf16() and _cpu_flag("amx_int8")):  # before the minute of quantizing
-        raise FeatureUnavailable("this CPU has no AMX-BF16/AMX-INT8 units for the int8 model")
+    _require_int8_unit()  # before the minute of quantizing
     try:
         path = int8_minilm(cache_dir)
     except OSError as exc:
         raise FeatureUnavailable(f"cannot write the int8 model to {cache_dir}: {exc}") from exc
     suffix = "" if window is None else f"-2x{window}"
     return MiniLMOpenVINO(
-        path, name=f"all-MiniLM-L6-v2/int8-openvino{suffix}", batch_size=batch, window=window
+        path,
+        name=f"all-MiniLM-L6-v2/int8-openvino{suffix}",
+        batch_size=batch,
+        precision="int8",
+        window=window,
     )
 
 
@@ -905,13 +954,14 @@ AUTOMATIC = ("minilm-int8-2x128", "minilm-bf16", "minilm-q8")
 def default_model() -> str:
     """What ``default`` means here, decided without importing any runtime:
     ``minilm-int8-2x128`` where OpenVINO and NNCF (the ``openvino`` extra) are installed and the
-    CPU has AMX-BF16 and AMX-INT8 (measured 1.5x the abstracts per CPU-second of ``minilm-bf16``,
-    the same SciFact quality); ``minilm-bf16`` where only OpenVINO is (1.5-2x ``minilm-q8``);
-    else ``minilm-q8``."""
-    openvino = importlib.util.find_spec("openvino") is not None and _has_amx_bf16()
-    if openvino and importlib.util.find_spec("nncf") is not None and _cpu_flag("amx_int8"):
+    CPU has an int8 dot-product unit, AMX-INT8 or VNNI (measured: 1.5x the abstracts per
+    CPU-second of ``minilm-bf16`` on AMX; 85-94 against 50-56 abstracts/s for ``minilm-q8`` on a
+    2-core AVX-512 VNNI Zen 4; the same SciFact quality); else ``minilm-bf16`` where OpenVINO is
+    installed and the CPU has AMX-BF16 (1.5-2x ``minilm-q8``); else ``minilm-q8``."""
+    openvino = importlib.util.find_spec("openvino") is not None
+    if openvino and importlib.util.find_spec("nncf") is not None and _has_int8_unit():
         return "minilm-int8-2x128"
-    if openvino:
+    if openvino and _has_amx_bf16():
         return "minilm-bf16"
     return "minilm-q8"
 
