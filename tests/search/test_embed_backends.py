@@ -277,11 +277,12 @@ def test_calibration_texts_ship_with_the_package() -> None:
     assert len(texts) == 300 and all(len(t) > 100 for t in texts)
 
 
-@pytest.mark.parametrize("length", [3, 10, 127, 128, 129, 130, 200, 253, 254, 255, 256])
+@pytest.mark.parametrize("length", [3, 10, 127, 128, 129, 130, 143, 144, 145, 200, 253, 254, 255, 256, 400])
 def test_windows_cover_each_inner_token_once(length: int) -> None:
-    """A row of up to 128 tokens stays whole; a longer one becomes two windows of exactly 128
-    tokens, each between the row's [CLS] and [SEP], and the tokens pooled (those not skipped)
-    are the row's first 252 inner tokens, each once."""
+    """A row of up to 128 tokens stays whole; a longer one becomes a first window of exactly 128
+    tokens and a second one of a multiple of 16 tokens (at most 128), just long enough for the
+    rest, each between the row's [CLS] and [SEP]; the tokens pooled (those not skipped) are the
+    row's first 252 inner tokens, each once."""
     row = [101, *range(1000, 1000 + length - 2), 102]
     windows, owners, skips = split_windows([[101, 102], row], 128)
     assert owners[0] == 0 and windows[0] == [101, 102] and skips[0] == 0
@@ -289,10 +290,23 @@ def test_windows_cover_each_inner_token_once(length: int) -> None:
     if length <= 128:
         assert mine == [(row, 0)]
         return
-    assert [len(w) for w, _ in mine] == [128, 128]
+    rest = min(length - 2, 252) - 126  # inner tokens left for the second window
+    assert [len(w) for w, _ in mine] == [128, min(128, -(-(rest + 2) // 16) * 16)]
+    assert len(mine[1][0]) - 2 - mine[1][1] == rest  # its new tokens, none recomputed past 15
+    assert mine[1][1] < 16
     assert all(w[0] == 101 and w[-1] == 102 for w, _ in mine)
     pooled = [t for w, s in mine for t in w[1 + s : -1]]
     assert pooled == row[1 : min(length - 1, 253)]
+
+
+def test_windows_of_another_step() -> None:
+    """``step`` 1 gives a second window of exactly the rest; a step of the window's length, a
+    second window as long as the first; a step under 1 is refused."""
+    row = [101, *range(1000, 1200), 102]  # 202 tokens: 74 left after the first window
+    assert [len(w) for w in split_windows([row], 128, step=1)[0]] == [128, 76]
+    assert [len(w) for w in split_windows([row], 128, step=128)[0]] == [128, 128]
+    with pytest.raises(ValueError, match="step"):
+        split_windows([row], 128, step=0)
 
 
 def test_windowed_vector_is_the_mean_over_all_tokens(models_dir: Path) -> None:

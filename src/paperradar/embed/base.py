@@ -26,6 +26,7 @@ __all__ = [
 
 Matrix = npt.NDArray[np.float32]
 MAX_QUERY_CHARS = 2000  # a very long query is cut (the model sees 256 tokens at most anyway)
+WINDOW_STEP = 16  # second windows are a multiple of this many tokens long (see split_windows)
 
 
 @runtime_checkable
@@ -179,17 +180,23 @@ def embed_batched(
 
 
 def split_windows(
-    rows: Sequence[Sequence[int]], window: int
+    rows: Sequence[Sequence[int]], window: int, step: int = WINDOW_STEP
 ) -> tuple[list[list[int]], list[int], list[int]]:
     """Token rows (each ``[CLS] … [SEP]``) cut into windows: a row of at most ``window`` tokens
-    stays whole; a longer one gives two windows of exactly ``window`` tokens, each between the
-    row's own first and last token: the first ``window - 2`` inner tokens, and the last ``window
-    - 2`` of the first ``2 * (window - 2)`` (a longer remainder is dropped: two windows of 128
-    cover 252 of a 256-token row's 254 inner tokens). Returned: the windows, the index of each
+    stays whole; a longer one gives two windows, each between the row's own first and last
+    token: the first ``window - 2`` inner tokens (``window`` tokens in all), and the tokens after
+    them (a longer remainder is dropped: two windows of 128 cover 252 of a 256-token row's 254
+    inner tokens). The second window is rounded up to a multiple of ``step`` tokens (at most
+    ``window``) by reaching back into the first window's tokens, so that batches of one length
+    fill up and few shapes are ever seen (OpenVINO prepares its kernels for each new one), while
+    little is computed twice (under ``step`` tokens; a second window of exactly ``window``
+    tokens, as before, recomputed up to 125 of them). Returned: the windows, the index of each
     one's row, and how many of each window's leading inner tokens the window before already has
     (left out of the mean, so that every token counts once)."""
     if window < 3:
         raise ValueError(f"a window holds [CLS], [SEP] and at least one token, not {window}")
+    if step < 1:
+        raise ValueError(f"the window step is a positive number of tokens, not {step}")
     inner = window - 2
     pieces: list[list[int]] = []
     owners: list[int] = []
@@ -201,7 +208,9 @@ def split_windows(
             skips.append(0)
             continue
         first, body, last = row[0], row[1 : min(len(row) - 1, 1 + 2 * inner)], row[-1]
-        start = len(body) - inner
+        rest = len(body) - inner  # inner tokens the first window leaves
+        size = min(window, -(-(rest + 2) // step) * step)  # the second window, rounded up
+        start = len(body) - (size - 2)
         pieces += [[first, *body[:inner], last], [first, *body[start:], last]]
         owners += [i, i]
         skips += [0, inner - start]
