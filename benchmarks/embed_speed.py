@@ -1,7 +1,7 @@
 """Embedding throughput (abstracts per second) per model/backend, and query-embedding latency.
 
     python benchmarks/embed_speed.py ../shared/benchmarks/scifact --docs 512 \
-        --models minilm-int8-2x128,minilm-bf16,minilm-q8,minilm-onnx,minilm-fp32
+        --models minilm-int8-2x112,minilm-int8-2x128,minilm-bf16,minilm-q8,minilm-onnx,minilm-fp32
 
 Documents are SciFact abstracts (title + abstract, cut at 256 tokens like the model does). Each
 model embeds them once to warm up a batch, then all of them timed. The load average is printed
@@ -27,7 +27,8 @@ def main() -> None:
     ap.add_argument("folder", type=Path)
     ap.add_argument("--docs", type=int, default=512)
     ap.add_argument(
-        "--models", default="minilm-int8-2x128,minilm-bf16,minilm-q8,minilm-onnx,minilm-fp32"
+        "--models",
+        default="minilm-int8-2x112,minilm-int8-2x128,minilm-bf16,minilm-q8,minilm-onnx,minilm-fp32",
     )
     ap.add_argument("--batch", type=int, default=8, help="texts per model call (engine default)")
     args = ap.parse_args()

@@ -5,6 +5,7 @@ batches run side by side."""
 from __future__ import annotations
 
 import importlib.util
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,14 @@ import onnxruntime as ort
 import pytest
 
 from paperradar.embed import load_embedder, vector_name
-from paperradar.embed.base import WordPiece, embed_batched, mean_pool, pad, split_windows
+from paperradar.embed.base import (
+    PUNCTUATION,
+    WordPiece,
+    embed_batched,
+    mean_pool,
+    pad,
+    split_windows,
+)
 from paperradar.embed.models import (
     MiniLMOnnx,
     MiniLMOpenVINO,
@@ -133,7 +141,7 @@ def test_default_model_is_chosen_by_what_is_installed(models_dir: Path) -> None:
     vnni = _cpu_flag("avx512_vnni") or _cpu_flag("avx_vnni")
     int8 = openvino and nncf and (_cpu_flag("amx_int8") or vnni)
     bf16 = openvino and _has_amx_bf16()
-    expected = "minilm-int8-2x128" if int8 else "minilm-bf16" if bf16 else "minilm-q8"
+    expected = "minilm-int8-2x112" if int8 else "minilm-bf16" if bf16 else "minilm-q8"
     assert default_model() == expected
     model = load_embedder("default", cache_dir=models_dir)
     assert model.name == vector_name("default") == vector_name(expected)
@@ -245,6 +253,28 @@ def test_int8_in_two_windows_stays_close_to_the_float_model(models_dir: Path) ->
 
 
 @needs_nncf
+def test_fast_int8_model_reads_words_not_punctuation(models_dir: Path) -> None:
+    """``minilm-int8-2x112`` (the automatic choice on int8 CPUs): the same int8 graph in windows
+    of 112 tokens, shown no punctuation. Punctuation changes nothing; the vectors are stored
+    under a name of their own and stay close to those of ``minilm-int8-2x128``; a query still
+    finds its text."""
+    model = load_embedder("minilm-int8-2x112", batch_size=3, cache_dir=models_dir)
+    assert isinstance(model, MiniLMOpenVINO) and model.window == 112
+    assert model.name == vector_name("minilm-int8-2x112") == "all-MiniLM-L6-v2/int8-openvino-2x112"
+    assert model.name != vector_name("minilm-int8-2x128")
+    texts = [*TEXTS[:4], " ".join(TEXTS[:4]) * 3, " ".join(TEXTS[:4]) * 6]  # ~180, ~250 tokens
+    got = model.embed_documents(texts)
+    assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+    bare = [re.sub(r"[,.;:()\[\]/%='\"-]", " ", t) for t in texts]
+    assert bare != texts
+    assert float((got * model.embed_documents(bare)).sum(axis=1).min()) > 0.999
+    wider = load_embedder("minilm-int8-2x128", batch_size=3, cache_dir=models_dir)
+    assert float((got * wider.embed_documents(texts)).sum(axis=1).min()) > 0.95
+    query = model.embed_query("heart attack treatment")
+    assert float(query @ got[0]) > float(query @ got[1]) + 0.2
+
+
+@needs_nncf
 def test_int8_model_runs_on_the_int8_unit_in_the_cpus_precision(models_dir: Path) -> None:
     """The int8 model as compiled on this CPU: every matrix product (FullyConnected) runs in
     int8 by a JIT kernel, not a reference one (AVX-512 VNNI on Zen 4: ``brgemm_avx512_i8``), the
@@ -266,7 +296,7 @@ def test_int8_model_is_refused_without_an_int8_unit(models_dir: Path) -> None:
     if _has_int8_unit():
         pytest.skip("this CPU has an int8 dot-product unit (AMX-INT8 or VNNI)")
     before = set(models_dir.glob("all-MiniLM-L6-v2.int8.*"))
-    for name in ("minilm-int8-ov", "minilm-int8-2x128"):
+    for name in ("minilm-int8-ov", "minilm-int8-2x128", "minilm-int8-2x112"):
         with pytest.raises(FeatureUnavailable, match="int8 dot-product unit"):
             load_embedder(name, cache_dir=models_dir)
     assert set(models_dir.glob("all-MiniLM-L6-v2.int8.*")) == before
@@ -277,7 +307,9 @@ def test_calibration_texts_ship_with_the_package() -> None:
     assert len(texts) == 300 and all(len(t) > 100 for t in texts)
 
 
-@pytest.mark.parametrize("length", [3, 10, 127, 128, 129, 130, 143, 144, 145, 200, 253, 254, 255, 256, 400])
+@pytest.mark.parametrize(
+    "length", [3, 10, 127, 128, 129, 130, 143, 144, 145, 200, 253, 254, 255, 256, 400]
+)
 def test_windows_cover_each_inner_token_once(length: int) -> None:
     """A row of up to 128 tokens stays whole; a longer one becomes a first window of exactly 128
     tokens and a second one of a multiple of 16 tokens (at most 128), just long enough for the
@@ -307,6 +339,24 @@ def test_windows_of_another_step() -> None:
     assert [len(w) for w in split_windows([row], 128, step=128)[0]] == [128, 128]
     with pytest.raises(ValueError, match="step"):
         split_windows([row], 128, step=0)
+
+
+def test_tokens_of_dropped_characters_are_left_out() -> None:
+    """``drop``: those characters' tokens go, [CLS] and [SEP] stay, and the text is read on so
+    that ``max_length`` tokens of what is left reach the model; without ``drop`` nothing
+    changes."""
+    text = "Cells (in vitro), p53-mutant; growth: 12 %. " + "more words " * 200
+    plain = WordPiece(max_length=16).token_ids([text])[0]
+    dropped = WordPiece(max_length=16, drop=PUNCTUATION).token_ids([text])[0]
+    assert len(plain) == len(dropped) == 16
+    assert plain[0] == dropped[0] == 101 and plain[-1] == dropped[-1] == 102
+    tok = WordPiece()
+    marks = {tok._tok.token_to_id(c) for c in PUNCTUATION}
+    assert marks & set(plain) and not marks & set(dropped)
+    words = [t for t in plain[1:-1] if t not in marks]
+    assert dropped[1 : 1 + len(words)] == words and len(dropped) - 2 > len(words)
+    assert WordPiece(drop=PUNCTUATION).token_ids(["(), . ;"]) == [[101, 102]]
+    assert WordPiece(drop=PUNCTUATION).token_ids(["a, b"]) == tok.token_ids(["a b"])
 
 
 def test_windowed_vector_is_the_mean_over_all_tokens(models_dir: Path) -> None:

@@ -26,6 +26,9 @@ __all__ = [
 
 Matrix = npt.NDArray[np.float32]
 MAX_QUERY_CHARS = 2000  # a very long query is cut (the model sees 256 tokens at most anyway)
+# Punctuation the fast int8 model leaves out (see WordPiece): measured on SciFact, dropping it
+# costs nothing and frees ~13 % of an abstract's tokens for words.
+PUNCTUATION = ",.;:()[]-/%='\""
 WINDOW_STEP = 16  # second windows are a multiple of this many tokens long (see split_windows)
 
 
@@ -74,9 +77,13 @@ class Encoded:
 
 
 class WordPiece:
-    """A ``tokenizers`` tokenizer from a tokenizer.json file, truncating to ``max_length``."""
+    """A ``tokenizers`` tokenizer from a tokenizer.json file, truncating to ``max_length``.
 
-    def __init__(self, path: Path | None = None, *, max_length: int = 256) -> None:
+    ``drop``: characters whose tokens are left out (a punctuation mark is a token of its own in
+    BERT's tokenizer); the text is then read further, so that ``max_length`` tokens of what is
+    left still reach the model."""
+
+    def __init__(self, path: Path | None = None, *, max_length: int = 256, drop: str = "") -> None:
         try:
             from tokenizers import Tokenizer
         except ImportError as exc:  # pragma: no cover - tokenizers is a default dependency
@@ -90,13 +97,25 @@ class WordPiece:
             self._tok = Tokenizer.from_file(str(path))
         except Exception as exc:
             raise FeatureUnavailable(f"cannot read the tokenizer {path}: {exc}") from exc
+        self.max_length = max_length
+        self._drop = frozenset(i for c in drop if (i := self._tok.token_to_id(c)) is not None)
         self._tok.no_padding()
-        self._tok.enable_truncation(max_length=max_length)
+        # with tokens dropped, read on: abstracts are ~13 % punctuation, so twice is plenty
+        self._tok.enable_truncation(max_length=max_length * 2 if self._drop else max_length)
 
     def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
         # encode_batch_fast (tokenizers >= 0.21) skips the character offsets: ~13 % less time
         encode = getattr(self._tok, "encode_batch_fast", self._tok.encode_batch)
-        return [e.ids for e in encode([t[:20000] or " " for t in texts])]
+        rows = [e.ids for e in encode([t[:20000] or " " for t in texts])]
+        if not self._drop:
+            return rows
+        drop, keep = self._drop, self.max_length - 1
+        out = []
+        for row in rows:  # [CLS] … [SEP]: the first and last token always stay
+            kept = [row[0], *(t for t in row[1:-1] if t not in drop)][:keep]
+            kept.append(row[-1])
+            out.append(kept)
+        return out
 
 
 def pad(rows: Sequence[Sequence[int]]) -> Encoded:

@@ -22,6 +22,7 @@ import numpy.typing as npt
 
 from paperradar.embed.base import (
     MAX_QUERY_CHARS,
+    PUNCTUATION,
     Embedder,
     Encoded,
     Matrix,
@@ -752,8 +753,9 @@ class MiniLMOpenVINO:
     - ``None``: no check, OpenVINO's own precision (which ``ov_config`` may set).
 
     ``threads`` batches run side by side, one OpenVINO stream of one thread each. ``window``:
-    texts longer than that many tokens run as two windows (see ``embed_batched``). ``ov_config``
-    is applied last."""
+    texts longer than that many tokens run as two windows (see ``embed_batched``). ``drop``:
+    characters whose tokens the model is not shown (see ``WordPiece``). ``ov_config`` is applied
+    last."""
 
     dim = MINILM_DIM
 
@@ -767,6 +769,7 @@ class MiniLMOpenVINO:
         precision: Precision | None = "bf16",
         max_tokens: int = MINILM_MAX_TOKENS,
         window: int | None = None,
+        drop: str = "",
         ov_config: dict[str, Any] | None = None,
     ) -> None:
         try:
@@ -783,7 +786,7 @@ class MiniLMOpenVINO:
         self.batch_size = batch_size
         self.workers = threads or _cores()
         self.window = window
-        self.tokenizer = WordPiece(max_length=max_tokens)
+        self.tokenizer = WordPiece(max_length=max_tokens, drop=drop)
         config: dict[str, Any] = {
             "INFERENCE_NUM_THREADS": self.workers,
             "NUM_STREAMS": self.workers,
@@ -906,7 +909,9 @@ def _openvino(batch: int, cache_dir: Path, max_tokens: int = MINILM_MAX_TOKENS) 
     )
 
 
-def _openvino_int8(batch: int, cache_dir: Path, window: int | None = None) -> Embedder:
+def _openvino_int8(
+    batch: int, cache_dir: Path, window: int | None = None, drop: str = ""
+) -> Embedder:
     _require_int8_unit()  # before the minute of quantizing
     try:
         path = int8_minilm(cache_dir)
@@ -919,6 +924,7 @@ def _openvino_int8(batch: int, cache_dir: Path, window: int | None = None) -> Em
         batch_size=batch,
         precision="int8",
         window=window,
+        drop=drop,
     )
 
 
@@ -928,6 +934,9 @@ MODELS: dict[str, Callable[[int, Path], Embedder]] = {
     "minilm-bf16-128": lambda batch, cache: _openvino(batch, cache, max_tokens=128),
     "minilm-int8-ov": _openvino_int8,
     "minilm-int8-2x128": lambda batch, cache: _openvino_int8(batch, cache, window=128),
+    "minilm-int8-2x112": lambda batch, cache: _openvino_int8(
+        batch, cache, window=112, drop=PUNCTUATION
+    ),
     "minilm-q8-128": lambda batch, cache: _q8(batch, cache, max_tokens=128),
     "minilm-onnx": lambda batch, _cache: MiniLMOnnx(batch_size=batch),
     "minilm-fp32": lambda batch, _cache: MiniLMNumpy(batch_size=batch),
@@ -940,6 +949,7 @@ VECTOR_NAMES = {
     "minilm-bf16-128": "all-MiniLM-L6-v2/bf16-openvino-128",
     "minilm-int8-ov": "all-MiniLM-L6-v2/int8-openvino",
     "minilm-int8-2x128": "all-MiniLM-L6-v2/int8-openvino-2x128",
+    "minilm-int8-2x112": "all-MiniLM-L6-v2/int8-openvino-2x112",
     "minilm-q8-128": "all-MiniLM-L6-v2/q8-onnx-128",
     "minilm-onnx": "all-MiniLM-L6-v2/onnx",
     "minilm-fp32": "all-MiniLM-L6-v2/fp32",
@@ -948,19 +958,20 @@ VECTOR_NAMES = {
 
 # The automatic choice, fastest first: each is tried where its runtime is installed, and one that
 # cannot load gives way to the next (see load_embedder).
-AUTOMATIC = ("minilm-int8-2x128", "minilm-bf16", "minilm-q8")
+AUTOMATIC = ("minilm-int8-2x112", "minilm-bf16", "minilm-q8")
 
 
 def default_model() -> str:
     """What ``default`` means here, decided without importing any runtime:
-    ``minilm-int8-2x128`` where OpenVINO and NNCF (the ``openvino`` extra) are installed and the
-    CPU has an int8 dot-product unit, AMX-INT8 or VNNI (measured: 1.5x the abstracts per
-    CPU-second of ``minilm-bf16`` on AMX; 85-94 against 50-56 abstracts/s for ``minilm-q8`` on a
-    2-core AVX-512 VNNI Zen 4; the same SciFact quality); else ``minilm-bf16`` where OpenVINO is
+    ``minilm-int8-2x112`` where OpenVINO and NNCF (the ``openvino`` extra) are installed and the
+    CPU has an int8 dot-product unit, AMX-INT8 or VNNI (measured on a 2-core AVX-512 VNNI Zen 4:
+    97-101 abstracts/s against 83-88 for ``minilm-int8-2x128`` and 50-56 for ``minilm-q8``; the
+    int8 graph is 1.5x the abstracts per CPU-second of ``minilm-bf16`` on AMX; SciFact quality
+    that of the fp32 model); else ``minilm-bf16`` where OpenVINO is
     installed and the CPU has AMX-BF16 (1.5-2x ``minilm-q8``); else ``minilm-q8``."""
     openvino = importlib.util.find_spec("openvino") is not None
     if openvino and importlib.util.find_spec("nncf") is not None and _has_int8_unit():
-        return "minilm-int8-2x128"
+        return "minilm-int8-2x112"
     if openvino and _has_amx_bf16():
         return "minilm-bf16"
     return "minilm-q8"
