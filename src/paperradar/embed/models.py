@@ -747,7 +747,7 @@ class MiniLMOpenVINO:
     - ``"bf16"`` (``minilm-bf16``): the float graph in bfloat16 on the AMX-BF16 units. Without
       AMX, OpenVINO in float32 (32 abstracts/s on a 2-core Zen 4) or even in AVX-512 bf16 (51/s)
       is no faster than the int8 ONNX Runtime model (50-56/s there), so it is refused.
-    - ``"int8"`` (``minilm-int8-ov``, ``minilm-int8-2x128``): the int8 graph, whose matrix
+    - ``"int8"`` (``minilm-int8-ov``, ``-2x128``, ``-2x112``): the int8 graph, whose matrix
       products run on an int8 dot-product unit: AMX-INT8, AVX-512 VNNI or AVX-VNNI; the rest in
       bfloat16 where the CPU computes it natively (AMX-BF16, AVX512-BF16), else in float32.
     - ``None``: no check, OpenVINO's own precision (which ``ov_config`` may set).
@@ -964,11 +964,11 @@ AUTOMATIC = ("minilm-int8-2x112", "minilm-bf16", "minilm-q8")
 def default_model() -> str:
     """What ``default`` means here, decided without importing any runtime:
     ``minilm-int8-2x112`` where OpenVINO and NNCF (the ``openvino`` extra) are installed and the
-    CPU has an int8 dot-product unit, AMX-INT8 or VNNI (measured on a 2-core AVX-512 VNNI Zen 4:
-    97-101 abstracts/s against 83-88 for ``minilm-int8-2x128`` and 50-56 for ``minilm-q8``; the
-    int8 graph is 1.5x the abstracts per CPU-second of ``minilm-bf16`` on AMX; SciFact quality
-    that of the fp32 model); else ``minilm-bf16`` where OpenVINO is
-    installed and the CPU has AMX-BF16 (1.5-2x ``minilm-q8``); else ``minilm-q8``."""
+    CPU has an int8 dot-product unit, AMX-INT8 or VNNI (measured on a 2-core AVX-512 VNNI Zen 4,
+    side by side: 12-16 % faster than ``minilm-int8-2x128``, about twice ``minilm-q8``; the int8
+    graph does 1.5x the abstracts per CPU-second of ``minilm-bf16`` on AMX; SciFact quality that
+    of the fp32 model); else ``minilm-bf16`` where OpenVINO is installed and the CPU has
+    AMX-BF16 (1.5-2x ``minilm-q8``); else ``minilm-q8``."""
     openvino = importlib.util.find_spec("openvino") is not None
     if openvino and importlib.util.find_spec("nncf") is not None and _has_int8_unit():
         return "minilm-int8-2x112"
