@@ -18,7 +18,7 @@ dot product is the cosine similarity. Models (``PAPERRADAR_EMBED_MODEL``):
 - ``minilm-int8-2x112``: the same in windows of 112 tokens, and the model is not shown
   punctuation (``,.;:()[]-/%='"``: ~13 % of an abstract's tokens, which are left out at no
   measured cost, so the 224 tokens cover about what 256 did): SciFact train nDCG@10 0.6584
-  (fp32 model 0.6585), hybrid 0.734; 1.14x ``minilm-int8-2x128`` side by side (median of 24
+  (fp32 model 0.6585), hybrid 0.734; 1.15x ``minilm-int8-2x128`` side by side (median of 28
   runs on a 2-core Zen 4, where it does 85-111 abstracts/s).
 - ``default``: the first of ``minilm-int8-2x112``, ``minilm-bf16``, ``minilm-q8`` whose runtime
   is installed, whose unit the CPU has (``minilm-bf16``: AMX-BF16) and that loads

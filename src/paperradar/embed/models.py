@@ -965,7 +965,7 @@ def default_model() -> str:
     """What ``default`` means here, decided without importing any runtime:
     ``minilm-int8-2x112`` where OpenVINO and NNCF (the ``openvino`` extra) are installed and the
     CPU has an int8 dot-product unit, AMX-INT8 or VNNI (measured on a 2-core AVX-512 VNNI Zen 4,
-    side by side: 1.14x ``minilm-int8-2x128``, about twice ``minilm-q8``; the int8
+    side by side: 1.15x ``minilm-int8-2x128``, about twice ``minilm-q8``; the int8
     graph does 1.5x the abstracts per CPU-second of ``minilm-bf16`` on AMX; SciFact quality that
     of the fp32 model); else ``minilm-bf16`` where OpenVINO is installed and the CPU has
     AMX-BF16 (1.5-2x ``minilm-q8``); else ``minilm-q8``."""
