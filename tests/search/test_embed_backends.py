@@ -28,7 +28,6 @@ from paperradar.embed.models import (
     MiniLMOnnx,
     MiniLMOpenVINO,
     _calibration_texts,
-    _cpu_flag,
     _has_amx_bf16,
     _has_int8_unit,
     _has_native_bf16,
@@ -138,8 +137,7 @@ def test_default_model_is_chosen_by_what_is_installed(models_dir: Path) -> None:
     Runtime model (the default install). The default loads as itself, not as a fallback."""
     openvino = importlib.util.find_spec("openvino") is not None
     nncf = importlib.util.find_spec("nncf") is not None
-    vnni = _cpu_flag("avx512_vnni") or _cpu_flag("avx_vnni")
-    int8 = openvino and nncf and (_cpu_flag("amx_int8") or vnni)
+    int8 = openvino and nncf and _has_int8_unit()
     bf16 = openvino and _has_amx_bf16()
     expected = "minilm-int8-2x112" if int8 else "minilm-bf16" if bf16 else "minilm-q8"
     assert default_model() == expected
@@ -265,7 +263,7 @@ def test_fast_int8_model_reads_words_not_punctuation(models_dir: Path) -> None:
     texts = [*TEXTS[:4], " ".join(TEXTS[:4]) * 3, " ".join(TEXTS[:4]) * 6]  # ~180, ~250 tokens
     got = model.embed_documents(texts)
     assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
-    bare = [re.sub(r"[,.;:()\[\]/%='\"-]", " ", t) for t in texts]
+    bare = [re.sub(f"[{re.escape(PUNCTUATION)}]", " ", t) for t in texts]
     assert bare != texts
     assert float((got * model.embed_documents(bare)).sum(axis=1).min()) > 0.999
     wider = load_embedder("minilm-int8-2x128", batch_size=3, cache_dir=models_dir)
