@@ -876,9 +876,7 @@ def _int8_rest_precision() -> str:
       between layers) it is 0.6542 (paired bootstrap over the 809 queries: 0.0052 lower,
       95 % interval 0.0007-0.0102) for 4 % more speed (269-275 against 257-265 abstracts/s).
     - Elsewhere float32, the only choice."""
-    if _has_amx_bf16():
-        return "f32"
-    return "bf16" if _has_native_bf16() else "f32"
+    return "bf16" if _has_native_bf16() and not _has_amx_bf16() else "f32"
 
 
 # The int8 dot-product units (/proc/cpuinfo names): AMX-INT8 (Sapphire Rapids and later), AVX-512
